@@ -1,0 +1,87 @@
+"""Integer grids: what a tensor's integers mean as real numbers.
+
+A :class:`Grid` is the quantization metadata of one activation tensor — scale, zero
+point, bit width and signedness — travelling with the tensor from training to export,
+so nothing downstream re-derives it (see ``../shared/docs/integer-contract.md``).
+
+Design choices (written down here, next to the code that enforces them):
+
+* Hidden activations are **unsigned**, ``[0, 2^b - 1]``, with an integer zero point
+  inside the grid.
+* The network input and output are **signed, symmetric and narrow**:
+  ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` with zero point 0. Narrow keeps the grid symmetric
+  about zero, the same convention as the weights, so a sign flip never saturates.
+* Every grid has 2..8 bits, so its integers are stored in ``uint8``/``int8`` tensors.
+
+>>> g = Grid(scale=0.5, zero_point=3, bits=4, signed=False)
+>>> (g.lo, g.hi, g.dtype)
+(0, 15, 'uint8')
+>>> Grid(scale=0.1, zero_point=0, bits=8, signed=True).lo
+-127
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from exporters.errors import ModelError
+
+MIN_BITS = 2
+MAX_BITS = 8
+
+
+def signed_narrow_range(bits: int) -> tuple[int, int]:
+    """The symmetric narrow grid ``[-(2^(b-1)-1), 2^(b-1)-1]`` shared by weights and I/O."""
+    top = (1 << (bits - 1)) - 1
+    return -top, top
+
+
+def check_bits(bits: int, what: str) -> None:
+    if not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
+        raise ModelError(f"{what}: bit width {bits!r} is outside {MIN_BITS}..{MAX_BITS}")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Quantization of one activation tensor: real = scale * (q - zero_point)."""
+
+    scale: float
+    zero_point: int
+    bits: int
+    signed: bool
+
+    def __post_init__(self) -> None:
+        check_bits(self.bits, "grid")
+        if not (isinstance(self.scale, float) and math.isfinite(self.scale) and self.scale > 0):
+            raise ModelError(f"grid scale must be a positive finite float, got {self.scale!r}")
+        if self.signed and self.zero_point != 0:
+            raise ModelError(f"signed (symmetric) grids have zero point 0, got {self.zero_point}")
+        if not self.lo <= self.zero_point <= self.hi:
+            raise ModelError(
+                f"zero point {self.zero_point} outside the {self.bits}-bit grid [{self.lo}, {self.hi}]"
+            )
+
+    @property
+    def lo(self) -> int:
+        return signed_narrow_range(self.bits)[0] if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return signed_narrow_range(self.bits)[1] if self.signed else (1 << self.bits) - 1
+
+    @property
+    def dtype(self) -> str:
+        """The numpy/ONNX storage type of the integers."""
+        return "int8" if self.signed else "uint8"
+
+    def output_bounds(self, relu: bool) -> tuple[int, int]:
+        """Clamp bounds of a layer writing this grid; a fused ReLU raises lo to the zero point."""
+        return (max(self.lo, self.zero_point) if relu else self.lo), self.hi
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "zero_point": self.zero_point, "bits": self.bits, "signed": self.signed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Grid":
+        return cls(float(d["scale"]), int(d["zero_point"]), int(d["bits"]), bool(d["signed"]))

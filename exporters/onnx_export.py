@@ -1,0 +1,237 @@
+"""IntegerModel -> ONNX of standard ops that onnxruntime runs as is, exactly.
+
+Graph scheme (opset 21; every name below is stable and documented in docs/onnx-format.md):
+
+* graph input ``input``: float32 ``(N, *shape)``; ``QuantizeLinear`` (int8, zero point 0,
+  half-to-even as the contract says for the host) then ``Clip`` to the narrow grid.
+* Conv / AvgPool / GlobalAvgPool: ``ConvInteger(x, w, x_zero_point)`` -> int32. Padded
+  taps hold the zero point (ONNX: taps contribute ``(x - z_x) = 0``), as the contract's
+  folded form needs. Average pooling is a depthwise ConvInteger with all-ones weights.
+* Linear: ``MatMulInteger(x, w^T, x_zero_point)`` -> int32.
+* bias: int32 ``Add`` (the accumulator bound is proven to fit 32 bits first).
+* requantization (:func:`_requant`), all in exact integer arithmetic:
+
+      a = Cast<int64>(acc) * M                    |acc| < 2^31, M < 2^16  => |a| < 2^47
+      v = a + (2^(n-1) + K * 2^n)                 K = floor(A*M / 2^n) + 1 => v >= 0, v < 2^62
+      q = Cast<int64>(BitShift_RIGHT(Cast<uint64>(v), n))   = floor(a + 2^(n-1)) / 2^n) + K
+      y = Cast<int8|uint8>(Clip(q + (z_y - K), lo, hi))
+
+  where ``A`` is the layer's proven per-channel accumulator bound. BitShift exists only
+  for unsigned types in ONNX; shifting the non-negative ``v`` and removing ``K`` after is
+  the floor (arithmetic) shift exactly, because adding ``K * 2^n`` commutes with
+  ``floor(. / 2^n)``. No float touches an integer, so no rounding mode of any runtime
+  matters (onnxruntime's QLinearConv is avoided on purpose: it requantizes in fp32).
+* residual Add: ``Cast<int64>(x_i) - z_i``, ``* M_i``, summed, then the same tail with M = 1.
+* MaxPool and Flatten act on the integers directly.
+* outputs: first the last layer's integers (int8), named after the layer; then
+  ``<name>_float``, its ``DequantizeLinear``.
+
+Every (M, n), scale, zero point and bit width stays readable: initializers are named
+``<layer>.<field>``, each layer's first node carries a doc string, and the whole integer
+model (minus the weight and bias arrays, which are referenced by initializer name) is
+JSON in ``metadata_props['foldline.integer_model']`` — enough for
+:func:`exporters.onnx_import.load_integer_model` to rebuild the exact model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from exporters import integer_model as im
+from exporters.grid import Grid
+from exporters.requant import nonnegative_offset, rounding_term
+
+OPSET = 21
+FORMAT = "foldline-integer-onnx/1"
+INPUT_NAME = "input"
+METADATA_KEY = "foldline.integer_model"
+FORMAT_KEY = "foldline.format"
+
+_DTYPE = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8}
+
+
+class _GraphBuilder:
+    """Collects nodes and initializers with the naming scheme ``<layer>/<Op>`` and ``<layer>.<field>``."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._counts: dict[str, int] = {}
+
+    def const(self, name: str, value, dtype) -> str:
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def node(self, layer: str, op: str, inputs: list[str], output: str | None = None, doc: str = "", **attrs) -> str:
+        base = f"{layer}/{op}"
+        index = self._counts[base] = self._counts.get(base, -1) + 1
+        node_name = base + (f"_{index}" if index else "")
+        output = output or node_name
+        node = helper.make_node(op, inputs, [output], name=node_name, **attrs)
+        if doc:
+            node.doc_string = doc
+        self.nodes.append(node)
+        return output
+
+
+def _channel_shape(channels: int, spatial: bool) -> tuple[int, ...]:
+    """Per-channel constants broadcast over (N, C, H, W) as (C, 1, 1), over (N, C) as (C,)."""
+    return (channels, 1, 1) if spatial else (channels,)
+
+
+def _requant(b: _GraphBuilder, layer: str, value: str, multiplier, shift, bound, out: Grid, relu: bool,
+             spatial: bool, output: str) -> str:
+    """Append the exact integer requantization tail (see module docstring); returns ``output``."""
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    shape = _channel_shape(multiplier.size, spatial) if multiplier.size > 1 else ()
+    k = nonnegative_offset(np.asarray(bound, dtype=np.int64) * multiplier, shift)
+    lo, hi = out.output_bounds(relu)
+    v = value
+    if not (multiplier == 1).all():
+        m = b.const(f"{layer}.multiplier", multiplier.reshape(shape), np.int64)
+        v = b.node(layer, "Mul", [v, m])
+    offset = rounding_term(shift) + (k << shift)
+    v = b.node(layer, "Add", [v, b.const(f"{layer}.round_offset", offset.reshape(shape), np.int64)])
+    v = b.node(layer, "Cast", [v], to=TensorProto.UINT64)
+    v = b.node(layer, "BitShift", [v, b.const(f"{layer}.shift", shift.reshape(shape), np.uint64)], direction="RIGHT")
+    v = b.node(layer, "Cast", [v], to=TensorProto.INT64)
+    v = b.node(layer, "Add", [v, b.const(f"{layer}.out_offset", (out.zero_point - k).reshape(shape), np.int64)])
+    v = b.node(layer, "Clip", [v, b.const(f"{layer}.lo", lo, np.int64), b.const(f"{layer}.hi", hi, np.int64)])
+    return b.node(layer, "Cast", [v], output=output, to=_DTYPE[out.dtype])
+
+
+def _requant_doc(rq: im.Requant) -> str:
+    lo, hi = rq.bounds
+    return (f"requant: y = clamp({rq.out.zero_point} + ((acc*M + 2^(n-1)) >> n), {lo}, {hi}); "
+            f"M={rq.multiplier.tolist()} n={rq.shift.tolist()}; out scale={rq.out.scale!r} "
+            f"zero_point={rq.out.zero_point} bits={rq.out.bits}")
+
+
+def _export_layer(b: _GraphBuilder, model: im.IntegerModel, layer: im.Layer) -> None:
+    name = layer.name
+    if isinstance(layer, im.Input):
+        g = layer.grid
+        q = b.node(name, "QuantizeLinear", [INPUT_NAME, b.const(f"{name}.scale", g.scale, np.float32),
+                                            b.const(f"{name}.zero_point", 0, np.int8)],
+                   doc=f"input grid: scale={g.scale!r} zero_point=0 bits={g.bits} range [{g.lo}, {g.hi}]")
+        b.node(name, "Clip", [q, b.const(f"{name}.lo", g.lo, np.int8), b.const(f"{name}.hi", g.hi, np.int8)],
+               output=name)
+        return
+    if isinstance(layer, im.Flatten):
+        b.node(name, "Flatten", [layer.input], output=name, axis=1)
+        return
+    if isinstance(layer, im.MaxPool):
+        b.node(name, "MaxPool", [layer.input], output=name, kernel_shape=list(layer.kernel),
+               strides=list(layer.stride), pads=[layer.padding[0], layer.padding[1]] * 2)
+        return
+    if isinstance(layer, im.Add):
+        terms = []
+        for i, (src, m) in enumerate(zip(layer.inputs, layer.multipliers), start=1):
+            g = model.grid(src)
+            t = b.node(name, "Cast", [src], to=TensorProto.INT64)
+            t = b.node(name, "Sub", [t, b.const(f"{name}.zero_point{i}", g.zero_point, np.int64)])
+            terms.append(b.node(name, "Mul", [t, b.const(f"{name}.multiplier{i}", m, np.int64)]))
+        total = b.node(name, "Add", terms, doc=(f"residual add: M1={layer.multipliers[0]} M2={layer.multipliers[1]} "
+                                               f"n={layer.shift}; out scale={layer.out.scale!r} "
+                                               f"zero_point={layer.out.zero_point}"))
+        bound = sum(m * max(model.grid(s).hi - model.grid(s).zero_point, model.grid(s).zero_point - model.grid(s).lo)
+                    for s, m in zip(layer.inputs, layer.multipliers))
+        _requant(b, name, total, np.ones(1, np.int64), np.array([layer.shift]), bound, layer.out, layer.relu,
+                 spatial=False, output=name)
+        return
+
+    # Accumulating layers: ConvInteger / MatMulInteger (+ bias), then requantization.
+    g = model.grid(layer.input)
+    zp = b.const(f"{name}.x_zero_point", g.zero_point, np.dtype(g.dtype))
+    analysis = im.accumulator_analysis(model, layer)
+    rq = layer.requant
+    doc = _requant_doc(rq) + f"; input zero_point={g.zero_point}; acc bits (folded/HLS)={analysis.bits}"
+    if isinstance(layer, im.Linear):
+        w = b.const(f"{name}.weight", layer.weight.T, np.int8)
+        acc = b.node(name, "MatMulInteger", [layer.input, w, zp], doc=doc + f"; weight bits={layer.weight_bits}")
+        spatial = False
+    else:
+        channels = model.shape(layer.input)[0]
+        if isinstance(layer, im.Conv):
+            weight, groups, stride, pad = layer.weight, layer.groups, layer.stride, layer.padding
+            doc += f"; weight bits={layer.weight_bits}"
+        else:
+            kh, kw = im.pool_window(model, layer)
+            weight = np.ones((channels, 1, kh, kw), np.int8)
+            groups = channels
+            stride, pad = (layer.stride, layer.padding) if isinstance(layer, im.AvgPool) else ((1, 1), (0, 0))
+        w = b.const(f"{name}.weight", weight, np.int8)
+        acc = b.node(name, "ConvInteger", [layer.input, w, zp], doc=doc, group=int(groups),
+                     kernel_shape=list(weight.shape[2:]), strides=list(stride), pads=[pad[0], pad[1]] * 2)
+        spatial = True
+        if isinstance(layer, im.GlobalAvgPool):
+            acc = b.node(name, "Flatten", [acc], axis=1)
+            spatial = False
+    if isinstance(layer, im.MacLayer):
+        acc = b.node(name, "Add", [acc, b.const(f"{name}.bias", layer.bias.reshape(
+            _channel_shape(layer.out_channels, spatial)), np.int32)])
+    acc64 = b.node(name, "Cast", [acc], to=TensorProto.INT64)
+    _requant(b, name, acc64, rq.multiplier, rq.shift, analysis.requant_input, rq.out, rq.relu,
+             spatial=spatial, output=name)
+
+
+def layer_metadata(model: im.IntegerModel) -> list[dict]:
+    """The integer model as JSON-ready dicts; arrays too big to be metadata are named, not copied."""
+    out = []
+    for layer in model.layers:
+        d = {"type": type(layer).__name__, "name": layer.name, "inputs": list(layer.inputs)}
+        if isinstance(layer, im.Input):
+            d.update(shape=list(layer.shape), grid=layer.grid.to_dict())
+        if isinstance(layer, im.MacLayer):
+            d.update(weight=f"{layer.name}.weight", bias=f"{layer.name}.bias", weight_bits=layer.weight_bits,
+                     weight_scale=layer.weight_scale.tolist(), requant=layer.requant.to_dict())
+        if isinstance(layer, im.Conv):
+            d.update(stride=list(layer.stride), padding=list(layer.padding), groups=layer.groups)
+        if isinstance(layer, (im.MaxPool, im.AvgPool)):
+            d.update(kernel=list(layer.kernel), stride=list(layer.stride), padding=list(layer.padding))
+        if isinstance(layer, (im.AvgPool, im.GlobalAvgPool)):
+            d.update(requant=layer.requant.to_dict())
+        if isinstance(layer, im.Add):
+            d.update(multipliers=list(layer.multipliers), shift=layer.shift, out=layer.out.to_dict(), relu=layer.relu)
+        if isinstance(layer, (im.MacLayer, im.AvgPool, im.GlobalAvgPool)):
+            d["acc_bits"] = im.accumulator_analysis(model, layer).bits
+        out.append(d)
+    return out
+
+
+def to_onnx(model: im.IntegerModel, float_output: bool = True) -> onnx.ModelProto:
+    """Build the ONNX model (validated by onnx.checker). Refuses a model breaking the contract."""
+    model.validate()
+    b = _GraphBuilder()
+    for layer in model.layers:
+        _export_layer(b, model, layer)
+    last = model.output
+    final = model.grid(last.name)
+    batch = "N"
+    outputs = [helper.make_tensor_value_info(last.name, _DTYPE[final.dtype], [batch, *model.shape(last.name)])]
+    if float_output:
+        deq = b.node(last.name, "DequantizeLinear", [last.name, b.const(f"{last.name}.out_scale", final.scale,
+                     np.float32)], output=f"{last.name}_float")
+        outputs.append(helper.make_tensor_value_info(deq, TensorProto.FLOAT, [batch, *model.shape(last.name)]))
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [batch, *model.input.shape])]
+    graph = helper.make_graph(b.nodes, model.name, inputs, outputs, b.initializers,
+                              doc_string="Foldline integer model; see metadata foldline.integer_model")
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="foldline",
+                              doc_string="Integer-folded network: integer weights, int32 biases, integer requantization")
+    proto.ir_version = 10
+    helper.set_model_props(proto, {FORMAT_KEY: FORMAT, METADATA_KEY: json.dumps(layer_metadata(model))})
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_onnx(model: im.IntegerModel, path: str | Path, float_output: bool = True) -> Path:
+    """Write ``to_onnx(model)`` to ``path`` and return it."""
+    path = Path(path)
+    onnx.save(to_onnx(model, float_output), path)
+    return path

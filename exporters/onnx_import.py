@@ -1,0 +1,73 @@
+"""Read a Foldline ONNX file back into the exact :class:`IntegerModel` it was written from.
+
+The exporter stores the model's structure and every integer parameter except the weight
+and bias arrays as JSON metadata, and the arrays as named initializers; this reverses it.
+A file without that metadata (not written by Foldline's exporter) is refused with a
+message saying so, rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from exporters import integer_model as im
+from exporters.errors import ModelError
+from exporters.grid import Grid
+from exporters.onnx_export import FORMAT, FORMAT_KEY, METADATA_KEY
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf raises several types for damaged bytes
+        raise ModelError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+
+
+def load_integer_model(model: str | Path | onnx.ModelProto) -> im.IntegerModel:
+    proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+    props = {p.key: p.value for p in proto.metadata_props}
+    if props.get(FORMAT_KEY) != FORMAT or METADATA_KEY not in props:
+        raise ModelError(
+            "this ONNX file was not written by Foldline's exporter (no 'foldline.integer_model' metadata); "
+            f"ops found: {sorted({n.op_type for n in proto.graph.node})}"
+        )
+    arrays = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    layers = [_layer(d, arrays) for d in json.loads(props[METADATA_KEY])]
+    result = im.IntegerModel(layers, name=proto.graph.name)
+    result.validate()
+    return result
+
+
+def _layer(d: dict, arrays: dict) -> im.Layer:
+    kind, name = d["type"], d["name"]
+    if kind == "Input":
+        return im.Input(name, tuple(d["shape"]), Grid.from_dict(d["grid"]))
+    if kind in ("Conv", "Linear"):
+        weight = arrays[d["weight"]].astype(np.int64)
+        common = dict(weight=weight.T if kind == "Linear" else weight, bias=arrays[d["bias"]].reshape(-1),
+                      weight_bits=d["weight_bits"], weight_scale=d["weight_scale"],
+                      requant=im.Requant.from_dict(d["requant"]))
+        if kind == "Linear":
+            return im.Linear(name, d["inputs"][0], **common)
+        return im.Conv(name, d["inputs"][0], **common, stride=d["stride"], padding=d["padding"], groups=d["groups"])
+    if kind == "MaxPool":
+        return im.MaxPool(name, d["inputs"][0], d["kernel"], d["stride"], d["padding"])
+    if kind == "AvgPool":
+        return im.AvgPool(name, d["inputs"][0], d["kernel"], d["stride"], d["padding"],
+                          im.Requant.from_dict(d["requant"]))
+    if kind == "GlobalAvgPool":
+        return im.GlobalAvgPool(name, d["inputs"][0], im.Requant.from_dict(d["requant"]))
+    if kind == "Add":
+        return im.Add(name, d["inputs"][0], d["inputs"][1], d["multipliers"], d["shift"],
+                      Grid.from_dict(d["out"]), d["relu"])
+    if kind == "Flatten":
+        return im.Flatten(name, d["inputs"][0])
+    raise ModelError(f"layer '{name}': unknown layer type '{kind}' in Foldline metadata")
