@@ -43,10 +43,12 @@ class Builder:
             return float(2.0 ** self.rng.integers(-8, 0))
         return float(self.rng.uniform(0.01, 0.2))
 
-    def grid(self, bits: int, signed: bool = False) -> Grid:
+    def grid(self, bits: int, signed: bool = False, relu: bool = False) -> Grid:
         if signed:
             return Grid(self._scale(), 0, bits, True)
         hi = (1 << bits) - 1
+        if relu and self.zero_points == "extreme":  # a ReLU grid with z = 2^b-1 would be constant
+            return Grid(self._scale(), 0, bits, False)
         zp = {"random": lambda: int(self.rng.integers(0, hi + 1)),
               "extreme": lambda: int(self.rng.choice([0, hi])),
               "zero": lambda: 0}[self.zero_points]()
@@ -98,7 +100,7 @@ class Builder:
         w = self._weights((out_channels, c // groups, kernel, kernel), weight_bits, density)
         x = self.in_grid(src)
         bias = self.rng.integers(-(1 << 12), 1 << 12, out_channels)
-        out = self.grid(act_bits, signed_out)
+        out = self.grid(act_bits, signed_out, relu)
         rq = self._requant(w.reshape(out_channels, -1), x, out, relu)
         return self.add(im.Conv(self._name("conv"), src, w, bias, weight_bits, self.rng.uniform(0.001, 0.05, out_channels),
                                 rq, stride=stride, padding=padding, groups=groups))
@@ -108,7 +110,7 @@ class Builder:
         (f,) = self.shape(src)
         w = self._weights((out_features, f), weight_bits, density)
         x = self.in_grid(src)
-        out = self.grid(act_bits, signed_out)
+        out = self.grid(act_bits, signed_out, relu)
         rq = self._requant(w, x, out, relu)
         return self.add(im.Linear(self._name("fc"), src, w, self.rng.integers(-(1 << 12), 1 << 12, out_features),
                                   weight_bits, self.rng.uniform(0.001, 0.05, out_features), rq))
@@ -135,7 +137,7 @@ class Builder:
         else:
             m = self.rng.integers(1 << (MULTIPLIER_BITS - 2), 1 << MULTIPLIER_BITS, 2)
             n = MULTIPLIER_BITS
-        return self.add(im.Add(self._name("add"), a, b, m, n, self.grid(act_bits), relu))
+        return self.add(im.Add(self._name("add"), a, b, m, n, self.grid(act_bits, relu=relu), relu))
 
     def flatten(self, src: str) -> str:
         return self.add(im.Flatten(self._name("flatten"), src))
