@@ -1,0 +1,60 @@
+"""Shared helpers of the toolchain tests (no tests here): synthetic QAT and reference runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+
+from exporters.onnx_export import to_onnx
+from fpga_sim.platform import cpu_has_vnni
+
+try:
+    from fpga_sim import Simulator
+except ImportError:  # the simulator's package front may not export it
+    from fpga_sim.simulator import Simulator
+
+SHAPE = (1, 12, 12)
+
+
+def synthetic_batch(n: int, seed: int, shape=SHAPE, classes: int = 10):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return x, y
+
+
+def qat(model, steps: int = 4, seed: int = 0, shape=SHAPE, lr: float = 0.05, before_step=None):
+    """A few SGD steps of quantization-aware training on synthetic data (train mode)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    model.train()
+    for step in range(steps):
+        if before_step is not None:
+            before_step(model, step)
+        x, y = synthetic_batch(32, seed * 1000 + step, shape)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def simulate(integer_model, x: torch.Tensor, every_layer: bool = False):
+    """The reference simulator on the exported ONNX: int8 output, or every layer's tensor by name."""
+    sim = Simulator(to_onnx(integer_model))
+    feeds = {"input": x.numpy().astype(np.float32)}
+    if every_layer:
+        return sim.trace(feeds)
+    return sim.run(None, feeds)[0]
+
+
+def onnxruntime_output(integer_model, x: torch.Tensor) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(to_onnx(integer_model).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.numpy().astype(np.float32)})[0]
+
+
+ORT_EXACT = cpu_has_vnni()  # without VNNI, onnxruntime's u8 x s8 kernels may saturate (contract: known traps)

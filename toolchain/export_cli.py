@@ -1,0 +1,92 @@
+"""``export-fpga``: a Foldline checkpoint -> verified integer ONNX + report.json.
+
+Exit codes: 0 everything equal; 1 a verification mismatch (the output directory is still
+written, complete, for inspection); 2 bad input (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from exporters.errors import FoldlineError
+
+EPILOG = """examples:
+  export-fpga --example -o out                      # the shipped Fashion-MNIST CNN and sample
+  export-fpga model.pt -o out --calibration x.npz   # x: float32 N x C x H x W, optional y labels
+  export-fpga model.pt -o out --force               # replace an existing out/
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="export-fpga", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Remove pruned channels, fold, export integer ONNX, and verify PyTorch integer mode, "
+                    "the simulator and onnxruntime agree on every element.")
+    p.add_argument("model", nargs="?", help="Foldline checkpoint (.pt) written by fpga-compress / toolchain.save")
+    p.add_argument("--example", action="store_true", help="use the shipped Fashion-MNIST checkpoint and sample")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output directory (model.onnx, report.json)")
+    p.add_argument("--calibration", type=Path, help=".npz with x (N,C,H,W float32) and optional y labels "
+                                                   "(default: the shipped Fashion-MNIST sample)")
+    p.add_argument("--samples", type=int, default=None, help="use only the first N calibration samples")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--quiet", action="store_true", help="print only the final verdict")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _print_summary(result, quiet: bool) -> None:
+    report = result.report
+    if not quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{report['model']}: per-layer integer model")
+        for col in ("layer", "op", "in→out", "kernel", "w/a bits", "acc", "MACs", "BOPs", "params"):
+            table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+        for r in report["layers"]:
+            kernel = "x".join(map(str, r["kernel"])) if r["kernel"] else "-"
+            bits = f"{r['weight_bits'] or '-'}/{r['act_bits']}"
+            table.add_row(r["name"], r["op"], f"{r['in_channels']}→{r['out_channels']}", kernel, bits,
+                          str(r["acc_bits"] or "-"), f"{r['macs']:,}", f"{r['bops']:,}", f"{r['params']:,}")
+        t = report["totals"]
+        table.add_row("total", "", "", "", "", "", f"{t['macs']:,}", f"{t['bops']:,}", f"{t['params']:,}")
+        Console(file=sys.stdout).print(table)
+        if "accuracy" in report:
+            a = report["accuracy"]
+            parts = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in a.items()]
+            print("accuracy: " + ", ".join(parts))
+    for name, v in report["verification"].items():
+        verdict = f"{v['elements'] - v['mismatches']}/{v['elements']} elements equal"
+        print(f"verify {name} vs simulator: {verdict} ({v['samples']} samples)")
+        if v.get("first_divergence"):
+            print(f"  first divergence: {v['first_divergence']}")
+    print(f"wrote {result.onnx_path} and {result.report_path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import toolchain
+        from toolchain.export_pipeline import (EXAMPLE_MODEL, ExportError, example_path, export,
+                                               load_calibration)
+
+        if args.example == (args.model is not None):
+            raise ExportError("give either a MODEL path or --example")
+        model_path = example_path(EXAMPLE_MODEL) if args.example else Path(args.model)
+        model = toolchain.load(model_path)
+        x, y = load_calibration(args.calibration, tuple(model.input_shape), args.samples)
+        result = export(model, args.out, x, y, force=args.force)
+    except FoldlineError as exc:
+        if args.debug:
+            raise
+        print(f"export-fpga: error: {exc}", file=sys.stderr)
+        return 2
+    _print_summary(result, args.quiet)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

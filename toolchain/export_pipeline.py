@@ -1,0 +1,227 @@
+"""``export-fpga``'s work, as functions: load -> remove channels -> integer model -> ONNX
+-> verify (PyTorch integer mode, simulator, onnxruntime) -> report.
+
+The simulator is the reference every other representation is compared with. A check
+counts the elements of the network's integer output; on a mismatch it also finds the
+first divergent layer (PyTorch) or node (onnxruntime) from the full traces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from exporters import stats
+from exporters.errors import FoldlineError
+from exporters.integer_model import IntegerModel
+from exporters.onnx_export import INPUT_NAME, to_onnx
+from fpga_sim import Simulator
+from fpga_sim.verify import expose_all_tensors, first_divergence, run_onnxruntime
+
+EXAMPLE_MODEL = "fashion_cnn.pt"
+EXAMPLE_DATA = "fashion_sample.npz"
+
+
+class ExportError(FoldlineError):
+    """Bad input to export-fpga: file, data or output directory."""
+
+
+def example_path(name: str) -> Path:
+    """A file shipped in ``toolchain/data/`` (the embedded default)."""
+    return Path(str(resources.files("toolchain") / "data" / name))
+
+
+@dataclass
+class Check:
+    """Element-wise comparison of one representation against the simulator."""
+
+    samples: int
+    elements: int
+    mismatches: int
+    first_divergence: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0 and self.first_divergence is None
+
+
+@dataclass
+class ExportResult:
+    onnx_path: Path
+    report_path: Path
+    report: dict = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return all(v["mismatches"] == 0 and not v.get("first_divergence")
+                   for v in self.report["verification"].values())
+
+
+# -- loading ------------------------------------------------------------------------
+
+def load_calibration(path: str | Path | None, input_shape: tuple[int, ...],
+                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` (float32, N x input_shape) and optional ``y`` labels from an ``.npz``."""
+    path = Path(path) if path is not None else example_path(EXAMPLE_DATA)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such calibration file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise ExportError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    if "x" not in arrays:
+        raise ExportError(f"{path}: no array named 'x' (found {sorted(arrays)})")
+    x, y = arrays["x"], arrays.get("y")
+    if x.ndim != 1 + len(input_shape) or tuple(x.shape[1:]) != tuple(input_shape):
+        raise ExportError(f"{path}: 'x' has shape {x.shape}, the model needs (N, {', '.join(map(str, input_shape))})")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ExportError(f"{path}: 'x' has dtype {x.dtype}, expected float32")
+    if y is not None and (y.ndim != 1 or len(y) != len(x)):
+        raise ExportError(f"{path}: 'y' has shape {y.shape}, expected ({len(x)},)")
+    if limit is not None:
+        x, y = x[:limit], (y[:limit] if y is not None else None)
+    return np.ascontiguousarray(x, dtype=np.float32), (None if y is None else y.astype(np.int64))
+
+
+def integer_model_of(model) -> IntegerModel:
+    """Remove pruned channels physically, fold, and convert to the integer model."""
+    import toolchain
+    from toolchain.pruning import remove_channels
+
+    return toolchain.to_integer_model(remove_channels(model))
+
+
+# -- verification -------------------------------------------------------------------
+
+def _first_index(expected: np.ndarray, got: np.ndarray) -> tuple[int, ...] | None:
+    diff = np.argwhere(expected.astype(np.int64) != got.astype(np.int64))
+    return tuple(int(i) for i in diff[0]) if len(diff) else None
+
+
+def check_torch(integer_model: IntegerModel, x: np.ndarray, sim_trace: dict[str, np.ndarray]) -> Check:
+    """PyTorch integer mode vs simulator: the output, then the first divergent layer."""
+    from toolchain import run_integer
+
+    with torch.no_grad():
+        layers = run_integer(integer_model, torch.from_numpy(x), intermediate=True)
+    out = integer_model.output.name
+    ref, got = sim_trace[out].astype(np.int64), layers[out].numpy().astype(np.int64)
+    check = Check(len(x), int(ref.size), int(np.count_nonzero(ref != got)) if ref.shape == got.shape else int(ref.size))
+    for layer in integer_model.layers:
+        name = layer.name
+        if name not in layers or name not in sim_trace:
+            continue
+        a, b = sim_trace[name], layers[name].numpy()
+        index = _first_index(a, b) if a.shape == b.shape else ()
+        if index is not None:
+            check.first_divergence = {"layer": name, "index": list(index),
+                                      "simulator": int(a[index]) if index else None,
+                                      "torch": int(b[index]) if index else None,
+                                      "note": None if index else f"shape {b.shape} != {a.shape}"}
+            break
+    return check
+
+
+def check_onnxruntime(proto: onnx.ModelProto, sim: Simulator, feeds: dict, sim_trace: dict) -> Check:
+    ort = run_onnxruntime(expose_all_tensors(proto, {k: v.dtype for k, v in sim_trace.items()}), feeds)
+    out = proto.graph.output[0].name
+    ref = sim_trace[out]
+    check = Check(len(feeds[INPUT_NAME]), int(ref.size), int(np.count_nonzero(ref != ort[out])))
+    divergence = first_divergence(sim.nodes, sim_trace, ort)
+    if divergence is not None:
+        check.first_divergence = {"node": divergence.node_name, "tensor": divergence.tensor,
+                                  "detail": divergence.describe()}
+    return check
+
+
+# -- the whole job ------------------------------------------------------------------
+
+def build_report(integer_model: IntegerModel, checks: dict[str, Check], accuracy: dict | None,
+                 extra: dict | None = None) -> dict:
+    rows = stats.layer_stats(integer_model)
+    keep = ("name", "op", "in_channels", "out_channels", "kernel", "weight_bits", "act_bits", "acc_bits",
+            "macs", "bops", "params")
+    report = {
+        "model": integer_model.name,
+        "layers": [{k: r[k] for k in keep} | {"nonzero_macs": r["nonzero_macs"]} for r in rows],
+        "totals": stats.totals(rows),
+        "verification": {name: asdict(c) for name, c in checks.items()},
+    }
+    if accuracy:
+        report["accuracy"] = accuracy
+    if extra:
+        report.update(extra)
+    return report
+
+
+def prepare_output_dir(out: Path, force: bool) -> Path:
+    """A fresh temporary directory beside ``out``; refuses an existing ``out`` without force."""
+    if out.exists() and not force:
+        raise ExportError(f"{out} exists; pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def commit_output_dir(tmp: Path, out: Path) -> None:
+    """Move the finished directory into place; an old ``out`` is removed only after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, force: bool = False,
+           hls=None) -> ExportResult:
+    """Run the whole export for a loaded toolchain model; writes ``out/`` atomically.
+
+    ``hls``: optional callable ``(integer_model, tmp_dir, x, sim_trace) -> (checks, extra)``
+    adding an HLS project and its C-simulation check (the HLS backend provides it).
+    """
+    from toolchain import agreement
+
+    out = Path(out)
+    tmp = prepare_output_dir(out, force)
+    try:
+        integer_model = integer_model_of(model)
+        proto = to_onnx(integer_model)
+        onnx_path = tmp / "model.onnx"
+        onnx.save(proto, onnx_path)
+        feeds = {INPUT_NAME: x}
+        sim = Simulator(proto)
+        sim_trace = sim.trace(feeds)
+        checks = {"torch_integer": check_torch(integer_model, x, sim_trace),
+                  "onnxruntime": check_onnxruntime(proto, sim, feeds, sim_trace)}
+        extra = {}
+        if hls is not None:
+            hls_checks, extra = hls(integer_model, tmp, x, sim_trace)
+            checks.update(hls_checks)
+        accuracy = None
+        logits = sim_trace[integer_model.output.name]
+        with torch.no_grad():
+            accuracy = {"float_integer_top1_agreement": float(agreement(model, torch.from_numpy(x)))}
+        if y is not None:
+            accuracy["integer_top1"] = float(np.mean(logits.argmax(axis=1) == y))
+            accuracy["samples"] = int(len(y))
+        report = build_report(integer_model, checks, accuracy, extra)
+        with open(tmp / "report.json", "w") as f:
+            json.dump(report, f, indent=2)
+        commit_output_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out / "model.onnx", out / "report.json", report)

@@ -1,0 +1,128 @@
+"""QuantNet: a quantized network whose architecture is plain data.
+
+A QuantNet is an ordered list of named layers; each layer reads the outputs of earlier
+layers by name (the previous layer by default). The first layer is a
+:class:`~toolchain.nn.layers.QuantInput` reading the float network input. ``spec()``
+returns the architecture as dicts/lists/str/int/float (no code), ``from_spec`` rebuilds
+it; checkpoints, conversion and channel pruning all walk this one explicit graph.
+
+>>> from toolchain.nn import QuantInput, QuantLinear
+>>> net = QuantNet([("x", QuantInput()), ("fc", QuantLinear(4, 2, signed_output=True))], input_shape=(4,))
+>>> net(torch.ones(3, 4)).shape
+torch.Size([3, 2])
+>>> QuantNet.from_spec(net.spec()).spec() == net.spec()
+True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from exporters.errors import ModelError
+from toolchain.nn.layers import AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantInput, QuantReLU
+from toolchain.nn.mac import QuantConv2d, QuantLinear, _QuantMac
+from toolchain.quant import QuantTensor, _Quantizer
+
+SPEC_FORMAT = "foldline-net/1"
+RESERVED_NAMES = frozenset({"input"})  # the ONNX graph input's name
+
+#: Every layer type a QuantNet may hold, by the name its spec uses (explicit: a typo fails at import).
+LAYER_TYPES: dict[str, type[nn.Module]] = {
+    cls.__name__: cls
+    for cls in (QuantInput, QuantConv2d, QuantLinear, QuantReLU, QuantAdd, MaxPool2d, AvgPool2d, GlobalAvgPool,
+                Flatten)
+}
+
+
+class QuantNet(nn.Module):
+    """A graph of quantized layers in topological order; ``forward`` returns the float output."""
+
+    def __init__(self, layers, input_shape, name: str = "foldline_model") -> None:
+        super().__init__()
+        self.name = str(name)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.layers = nn.ModuleDict()
+        self.layer_inputs: dict[str, tuple[str, ...]] = {}
+        previous = None
+        for entry in layers:
+            lname, module = entry[0], entry[1]
+            inputs = tuple(entry[2]) if len(entry) > 2 and entry[2] is not None else (
+                () if previous is None else (previous,))
+            self._add(lname, module, inputs)
+            previous = lname
+        if not self.layers:
+            raise ModelError("a QuantNet needs at least a QuantInput layer")
+
+    def _add(self, lname: str, module: nn.Module, inputs: tuple[str, ...]) -> None:
+        if not isinstance(lname, str) or not lname.isidentifier() or lname in RESERVED_NAMES:
+            raise ModelError(f"layer name {lname!r} must be a Python identifier other than 'input'")
+        if lname in self.layers:
+            raise ModelError(f"layer name '{lname}' is used twice")
+        first = not self.layers
+        if isinstance(module, QuantInput) != first:
+            raise ModelError(f"layer '{lname}': the first layer, and only it, must be a QuantInput")
+        for src in inputs:
+            if src not in self.layers:
+                raise ModelError(f"layer '{lname}': input '{src}' is not an earlier layer")
+        arity = 2 if isinstance(module, QuantAdd) else (0 if first else 1)
+        if len(inputs) != arity:
+            raise ModelError(f"layer '{lname}' ({type(module).__name__}) takes {arity} input(s), got {list(inputs)}")
+        self.layers[lname] = module
+        self.layer_inputs[lname] = inputs
+
+    @property
+    def output_name(self) -> str:
+        return next(reversed(self.layers.keys()))
+
+    def trace(self, x: torch.Tensor) -> dict[str, QuantTensor]:
+        """Every layer's output :class:`QuantTensor`, by layer name (topological order)."""
+        outs: dict[str, QuantTensor] = {}
+        for lname, module in self.layers.items():
+            args = [outs[s] for s in self.layer_inputs[lname]] or [x]
+            outs[lname] = module(*args)
+        return outs
+
+    def forward_quant(self, x: torch.Tensor) -> QuantTensor:
+        return self.trace(x)[self.output_name]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_quant(x).value
+
+    def spec(self) -> dict:
+        """The architecture as plain data (channel counts reflect the current modules)."""
+        layers = []
+        for lname, module in self.layers.items():
+            if type(module).__name__ not in LAYER_TYPES or LAYER_TYPES[type(module).__name__] is not type(module):
+                raise ModelError(f"layer 'layers.{lname}' ({type(module).__name__}) cannot be described as data")
+            layers.append({"name": lname, "type": type(module).__name__, "inputs": list(self.layer_inputs[lname]),
+                           "args": module.config()})
+        return {"format": SPEC_FORMAT, "name": self.name, "input_shape": list(self.input_shape), "layers": layers}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "QuantNet":
+        if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+            raise ModelError(f"not a QuantNet spec (format {SPEC_FORMAT!r} expected)")
+        layers = []
+        for d in spec["layers"]:
+            kind = d.get("type")
+            if kind not in LAYER_TYPES:
+                raise ModelError(f"layer '{d.get('name')}': unknown type {kind!r}; supported: {sorted(LAYER_TYPES)}")
+            layers.append((d["name"], LAYER_TYPES[kind](**d.get("args", {})), d.get("inputs", [])))
+        return cls(layers, spec["input_shape"], spec.get("name", "foldline_model"))
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, input_shape={self.input_shape}"
+
+
+def mac_layers(model: QuantNet) -> list[tuple[str, _QuantMac]]:
+    """Every multiply-accumulate layer (QuantConv2d, QuantLinear), in order, by layer name."""
+    return [(n, m) for n, m in model.layers.items() if isinstance(m, _QuantMac)]
+
+
+def set_quantization(model: nn.Module, enabled: bool) -> None:
+    """Switch every quantizer on or off. Off, they still collect statistics in training
+    but pass floats through (seed 004: quantizers are latent until pruning is done)."""
+    for m in model.modules():
+        if isinstance(m, _Quantizer):
+            m.enabled.fill_(bool(enabled))

@@ -1,0 +1,119 @@
+"""Physical channel removal: masked channels leave every coupled tensor.
+
+For each prunable group (see :mod:`toolchain.pruning.graph`) the kept channel indices
+come from its mask (:func:`kept_channels`); then each producer loses those output
+channels (weight rows, bias, BN parameters and statistics, masks), a depthwise producer
+also its input channels and groups, and each consumer the matching input channels — or,
+after a flatten, the matching ``repeat`` consecutive columns per channel. Quantizer
+statistics are per tensor and stay as they are.
+
+Why this is exact (integer outputs of the masked and the removed model are equal bit for
+bit): a masked channel has weight and folded bias 0, so its integers equal its zero point
+(real zero) through requantization, ReLU, pooling and a residual add whose branches share
+the mask; a consumer's taps on it add ``w * (z - z) = 0``; and the weight scales of the
+consumer exclude weights reading masked channels already in the masked model (the
+QuantTensor carries the alive-channel mask), so no scale, multiplier or bias changes.
+
+``round_to=N`` keeps a multiple of ``N`` channels per group (hardware parallelism): the
+count is rounded **up** by keeping some masked channels (lowest indices first). They stay
+masked — dead channels that output real zero — so the integers are still unchanged.
+
+>>> kept_channels(torch.tensor([1., 0., 1., 0., 0., 1.]), round_to=4).tolist()
+[0, 1, 2, 5]
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from exporters.errors import ModelError
+from toolchain.nn.mac import QuantConv2d, QuantLinear, _QuantMac
+from toolchain.nn.net import QuantNet
+from toolchain.pruning.graph import channel_groups
+
+
+def kept_channels(mask: torch.Tensor, round_to: int = 1) -> torch.Tensor:
+    """Sorted indices removal keeps: the alive ones, padded with masked ones up to a multiple of ``round_to``."""
+    if round_to < 1:
+        raise ValueError(f"round_to must be >= 1, got {round_to}")
+    mask = torch.as_tensor(mask).reshape(-1) != 0
+    total = mask.numel()
+    alive = int(mask.sum())
+    target = min(total, max(round_to, -(-alive // round_to) * round_to))
+    extra = torch.nonzero(~mask).reshape(-1)[: target - alive]
+    return torch.sort(torch.cat([torch.nonzero(mask).reshape(-1), extra])).values
+
+
+def _select(module: nn.Module, attr: str, index: torch.Tensor, dim: int) -> None:
+    tensor = getattr(module, attr)
+    if tensor is None:
+        return
+    value = tensor.detach().index_select(dim, index).clone()
+    if isinstance(tensor, nn.Parameter):
+        setattr(module, attr, nn.Parameter(value, requires_grad=tensor.requires_grad))
+    else:
+        module._buffers[attr] = value
+
+
+def prune_out(module: _QuantMac, keep: torch.Tensor) -> None:
+    """Keep only output channels ``keep`` of a MAC layer (and of its batch norm)."""
+    for attr in ("weight", "weight_mask"):
+        _select(module, attr, keep, 0)
+    for attr in ("bias", "channel_mask"):
+        _select(module, attr, keep, 0)
+    if module.bn is not None:
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            _select(module.bn, attr, keep, 0)
+        module.bn.num_features = len(keep)
+    if isinstance(module, QuantLinear):
+        module.out_features = len(keep)
+    else:
+        module.out_channels = len(keep)
+
+
+def prune_in(module: _QuantMac, keep: torch.Tensor, repeat: int = 1) -> None:
+    """Keep only input channels ``keep`` (each ``repeat`` consecutive features) of a MAC layer."""
+    if isinstance(module, QuantConv2d) and module.groups != 1:
+        raise ModelError(f"cannot cut input channels of a grouped conv ({module.groups} groups)")
+    index = (keep[:, None] * repeat + torch.arange(repeat)).reshape(-1)
+    for attr in ("weight", "weight_mask"):
+        _select(module, attr, index, 1)
+    if isinstance(module, QuantLinear):
+        module.in_features = len(index)
+    else:
+        module.in_channels = len(index)
+
+
+def prune_depthwise(module: QuantConv2d, keep: torch.Tensor) -> None:
+    """A depthwise conv loses channel ``c`` entirely: filter, input and output."""
+    prune_out(module, keep)
+    module.in_channels = module.groups = len(keep)
+
+
+def remove_channels(model: QuantNet, round_to: int = 1) -> QuantNet:
+    """A copy of ``model`` with every masked channel of every prunable group physically removed.
+
+    Create a new optimizer afterwards: parameters are new tensors.
+    """
+    new = copy.deepcopy(model)
+    for group in channel_groups(new):
+        keep = kept_channels(group.mask, round_to)
+        if len(keep) == group.channels:
+            continue
+        for name in group.producers:
+            module = new.layers[name]
+            if isinstance(module, QuantConv2d) and module.depthwise:
+                prune_depthwise(module, keep)
+            else:
+                prune_out(module, keep)
+        for name, repeat in group.consumers:
+            prune_in(new.layers[name], keep, repeat)
+    return new
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter elements (weights, biases, batch-norm scales and shifts)."""
+    return sum(p.numel() for p in model.parameters())

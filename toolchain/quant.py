@@ -1,0 +1,243 @@
+"""Quantizers: small parts that return value, scale, zero point and bit width together.
+
+Everything here follows the integer contract (``shared/docs/integer-contract.md``) and
+seed 004, section 4.2:
+
+* :class:`WeightQuant` — symmetric, narrow, per output channel:
+  ``s[c] = max|w[c]| / (2^(b-1) - 1)``, integers in ``[-(2^(b-1)-1), 2^(b-1)-1]``.
+  The scale is taken from the **current** weights (seed 004 Alg. 3 averages the maximum
+  over steps; with the current maximum no weight ever saturates, and the scale is a pure
+  function of the weights, so conversion cannot disagree with training). A channel whose
+  weights are all zero borrows the largest scale of its layer (its integers are 0 either
+  way; the scale only sets the precision of its bias). Weights round half to even.
+* :class:`ActQuant` — asymmetric, unsigned, per tensor, from moving-average min/max
+  (seed 004 Alg. 2). ``momentum=None`` is Alg. 2 exactly (the running mean over all
+  steps); a float ``m`` is an exponential average ``(1-m) * old + m * new`` (the first
+  step takes the batch value). The range is widened to contain 0 so the zero point is an
+  integer inside the grid and real zero is exact; ``s = (hi - lo) / (2^b - 1)`` (Alg. 2
+  divides by ``2^b``; ``2^b - 1`` maps the range onto the grid end to end),
+  ``z = round(-lo / s)``. Values round **half up**, as the contract's requantization does.
+* :class:`SymQuant` — symmetric narrow signed per-tensor (network input and output), from
+  the moving average of ``max|x|``. The scale is rounded to float32, the type the ONNX
+  graph stores it in. The input rounds half to even (ONNX QuantizeLinear), the output half up.
+
+Gradients use the straight-through estimator: rounding passes the gradient unchanged,
+clamping blocks it outside the grid. Scales and zero points are statistics, not learned.
+
+>>> q = WeightQuant(bits=4)(torch.tensor([[0.7, -0.35], [0.0, 0.0]]))
+>>> q.int_repr().tolist(), q.scale.tolist()
+([[7, -4], [0, 0]], [0.10000000149011612, 0.10000000149011612])
+>>> round_half_up_ste(torch.tensor([-2.5, -1.5, 0.5, 1.5])).tolist()
+[-2.0, -1.0, 1.0, 2.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from exporters.errors import FoldlineError
+from exporters.grid import Grid, check_bits
+
+MIN_RANGE = 1e-4  # smallest real range an activation quantizer may cover (keeps S = s_x s_w / s_y sane)
+ROUNDINGS = ("half_even", "half_up")
+
+
+class CalibrationError(FoldlineError):
+    """A quantizer asked for its scale before it ever saw data."""
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round half to even (``torch.round``) with a straight-through gradient."""
+    return x + (torch.round(x) - x).detach()
+
+
+def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round half up (``floor(x + 1/2)``, the contract's rule) with a straight-through gradient."""
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def _round(x: torch.Tensor, rounding: str) -> torch.Tensor:
+    return round_ste(x) if rounding == "half_even" else round_half_up_ste(x)
+
+
+@dataclass
+class QuantTensor:
+    """A tensor and its quantization: ``value = scale * (q - zero_point)``.
+
+    ``scale`` is 0-d for activations, ``(C,)`` for weights (per output channel);
+    ``scale is None`` means quantization is disabled (``value`` is a plain float tensor).
+    ``channel_mask`` (activations only) marks alive channels ``(C,)`` — or alive features
+    ``(F,)`` after a flatten; ``None`` means all alive.
+    """
+
+    value: torch.Tensor
+    scale: torch.Tensor | None
+    zero_point: int
+    bits: int
+    signed: bool
+    channel_mask: torch.Tensor | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+    def _scale_view(self) -> torch.Tensor:
+        s = self.scale.detach()
+        return s.reshape(-1, *([1] * (self.value.dim() - 1))) if s.dim() else s
+
+    def int_repr(self) -> torch.Tensor:
+        """The integers ``q`` (int64). Exact: ``value`` was computed as ``(q - z) * scale``."""
+        if not self.quantized:
+            raise CalibrationError("this tensor is not quantized (quantization is disabled)")
+        return torch.round(self.value.detach() / self._scale_view()).to(torch.int64) + self.zero_point
+
+    def grid(self) -> Grid:
+        """The activation grid of this tensor (scale rounded through float32 exactly)."""
+        if not self.quantized or self.scale.dim():
+            raise CalibrationError("only a quantized per-tensor activation has a grid")
+        return Grid(float(self.scale), int(self.zero_point), int(self.bits), bool(self.signed))
+
+    def with_value(self, value: torch.Tensor, channel_mask=None) -> "QuantTensor":
+        return replace(self, value=value, channel_mask=channel_mask)
+
+
+class _Quantizer(nn.Module):
+    """Shared bit-width check and the ``enabled`` switch (a buffer, so it is checkpointed)."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        check_bits(bits, type(self).__name__)
+        self.bits = bits
+        self.register_buffer("enabled", torch.tensor(True))
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
+
+
+def _running_update(buf: torch.Tensor, steps: torch.Tensor, new: torch.Tensor, momentum: float | None) -> None:
+    """Seed 004 Alg. 2 line 1-2 (``momentum=None``) or an exponential moving average."""
+    new = new.detach().to(buf.dtype)
+    t = int(steps)
+    if t == 0:
+        buf.copy_(new)
+    elif momentum is None:
+        buf.copy_((buf * t + new) / (t + 1))
+    else:
+        buf.copy_((1 - momentum) * buf + momentum * new)
+
+
+class WeightQuant(_Quantizer):
+    """Symmetric narrow per-output-channel weight quantizer (current max|w| per channel)."""
+
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+    def scale(self, w: torch.Tensor) -> torch.Tensor:
+        absmax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+        top = absmax.max() if absmax.numel() else absmax.new_tensor(0.0)
+        fallback = torch.where(top > 0, top, torch.ones_like(top))
+        return torch.where(absmax > 0, absmax, fallback) / self.qmax()
+
+    def forward(self, w: torch.Tensor) -> QuantTensor:
+        s = self.scale(w)
+        view = s.reshape(-1, *([1] * (w.dim() - 1)))
+        q = torch.clamp(round_ste(w / view), -self.qmax(), self.qmax())
+        return QuantTensor(q * view, s, 0, self.bits, True)
+
+
+class ActQuant(_Quantizer):
+    """Asymmetric unsigned per-tensor activation quantizer with moving-average min/max."""
+
+    def __init__(self, bits: int = 8, momentum: float | None = 0.1) -> None:
+        super().__init__(bits)
+        self.momentum = momentum
+        self.register_buffer("lo", torch.tensor(0.0))
+        self.register_buffer("hi", torch.tensor(0.0))
+        self.register_buffer("steps", torch.tensor(0, dtype=torch.int64))
+
+    def observe(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            _running_update(self.lo, self.steps, x.min(), self.momentum)
+            _running_update(self.hi, self.steps, x.max(), self.momentum)
+            self.steps += 1
+
+    def qparams(self) -> tuple[torch.Tensor, int]:
+        """``(scale, zero_point)`` from the current statistics (0-d float32 tensor, int)."""
+        if int(self.steps) == 0:
+            raise CalibrationError("activation quantizer has no statistics: run the model in train mode on data first")
+        lo = torch.clamp(self.lo, max=0.0)
+        hi = torch.clamp(self.hi, min=0.0)
+        hi = torch.maximum(hi, lo + MIN_RANGE)
+        top = (1 << self.bits) - 1
+        s = (hi - lo) / top
+        z = int(torch.clamp(torch.round(-lo / s), 0, top))
+        return s, z
+
+    def forward(self, x: torch.Tensor) -> QuantTensor:
+        if self.training:
+            self.observe(x)
+        if not bool(self.enabled):
+            return QuantTensor(x, None, 0, self.bits, False)
+        s, z = self.qparams()
+        q = torch.clamp(round_half_up_ste(x / s) + z, 0, (1 << self.bits) - 1)
+        return QuantTensor((q - z) * s, s, z, self.bits, False)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, momentum={self.momentum}"
+
+
+class SymQuant(_Quantizer):
+    """Symmetric narrow signed per-tensor quantizer (network input/output), zero point 0."""
+
+    def __init__(self, bits: int = 8, momentum: float | None = 0.1, rounding: str = "half_up") -> None:
+        super().__init__(bits)
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        self.momentum = momentum
+        self.rounding = rounding
+        self.register_buffer("absmax", torch.tensor(0.0))
+        self.register_buffer("steps", torch.tensor(0, dtype=torch.int64))
+
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+    def observe(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            _running_update(self.absmax, self.steps, x.abs().max(), self.momentum)
+            self.steps += 1
+
+    def qparams(self) -> tuple[torch.Tensor, int]:
+        if int(self.steps) == 0:
+            raise CalibrationError("input/output quantizer has no statistics: run the model in train mode on data first")
+        s = torch.clamp(self.absmax, min=MIN_RANGE / 2) / self.qmax()
+        return s.to(torch.float32), 0
+
+    def forward(self, x: torch.Tensor) -> QuantTensor:
+        if self.training:
+            self.observe(x)
+        if not bool(self.enabled):
+            return QuantTensor(x, None, 0, self.bits, True)
+        s, _ = self.qparams()
+        q = torch.clamp(_round(x / s, self.rounding), -self.qmax(), self.qmax())
+        return QuantTensor(q * s, s, 0, self.bits, True)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, momentum={self.momentum}, rounding={self.rounding}"
+
+
+INT32_MAX = (1 << 31) - 1
+
+
+def quant_bias(bias: torch.Tensor, x_scale: torch.Tensor, w_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int32 bias on the grid ``s_x * s_w[c]``: ``(round(b / (s_x s_w)) as int64, its float value)``.
+
+    Computed in float64 (what conversion stores), saturated to int32, rounded half to
+    even; the returned value carries a straight-through gradient to ``bias``.
+    """
+    step = x_scale.detach().double() * w_scale.detach().double()
+    q = torch.clamp(torch.round(bias.detach().double() / step), -INT32_MAX, INT32_MAX)
+    value = bias + ((q * step).to(bias.dtype) - bias).detach()
+    return q.to(torch.int64), value
