@@ -1,0 +1,116 @@
+"""How per-layer timings compose into the network's latency and frame interval.
+
+**Dataflow** (``#pragma HLS DATAFLOW``, every layer a concurrent process joined by streams).
+Each layer's output stream is summarised by the cycles of its first and last element,
+``(first, last)``; the input port delivers one pixel per cycle, ``(0, pixels - 1)``. A tensor
+read by ``k`` layers passes clones (``clone_stream``, one read and one write): reader ``i``
+sees its input 2 cycles later per clone on its path. A stage with reuse ``R`` and depth ``d``,
+reading a stream ``(f, l)`` of ``n`` pixels (for two inputs, the later of each):
+
+* window (Conv, MaxPool, AvgPool: ``it = Hp * Wp`` iterations at ``II = R``):
+  ``first = max(f + (fill - 1) * R, arrival(q)) + d`` where ``arrival(q) = f + q * (l - f) //
+  (n - 1)`` is when the pixel the first window needs arrives (input spread evenly);
+  ``last = max(f + (it - 1) * R, l + tail * R) + d`` — it cannot finish before its own loop
+  nor before ``tail`` padding iterations after its last input;
+* pixel (Add): ``first = f + d``, ``last = max(f + (n - 1) * R, l) + d``;
+* reduce (GlobalAvgPool): ``first = last = max(f + (n - 1) * R, l) + d``;
+* linear (reads ``n`` pixels at ``II = 1``, then one MAC at ``II = R``):
+  ``first = last = max(f + n - 1, l) + R + d - 1``;
+* Flatten passes ``(f, l)`` through.
+
+Latency = ``last`` of the output layer + 1 cycles; the frame interval is the slowest stage's
+``ii`` (``it * R``; the linear stage's ``n + R + d - 1``).
+
+**Parallel**, one PIPELINE (every ``R = 1``): every loop unrolled; latency = the deepest path
+of layer depths, ``t = max(t_inputs) + d``; a new frame every cycle. **Parallel** with some
+``R > 1``: a DATAFLOW of per-layer pipelines over arrays (a process starts when its input
+array is complete): latency = the sum of the layers' ``trips * R + d - 1``; frame interval =
+the largest of them.
+
+Everything is elementwise numpy, so one call schedules many variants at once (the channel-cost
+rule passes arrays of depths, one entry per candidate channel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exporters import integer_model as im
+from hls_templates.estimate.layers import LayerCost, Mode
+
+CLONE_DELAY = 2  # clone_stream: one read, one write
+
+
+def clone_delays(layers: list[im.Layer]) -> dict[tuple[str, int], int]:
+    """Extra cycles before reader (layer, input position) sees a tensor that is read k > 1 times,
+    following the generator's chain of k - 1 clones (reader i < k - 1 passes i + 1 clones)."""
+    readers: dict[str, list[tuple[str, int]]] = {}
+    aliases = {}
+    for layer in layers:
+        if isinstance(layer, im.Flatten):
+            aliases[layer.name] = aliases.get(layer.input, layer.input)
+            continue
+        for pos, src in enumerate(layer.inputs):
+            readers.setdefault(aliases.get(src, src), []).append((layer.name, pos))
+    delays = {}
+    for slots in readers.values():
+        k = len(slots)
+        for i, slot in enumerate(slots):
+            delays[slot] = CLONE_DELAY * (min(i + 1, k - 1))
+    return delays
+
+
+def dataflow_times(layers: list[im.Layer], costs: dict[str, LayerCost], depths: dict | None = None) -> dict:
+    """``name -> (first, last)`` output cycles of every layer (numpy broadcasting over ``depths``)."""
+    depths = depths or {}
+    delays = clone_delays(layers)
+    times: dict[str, tuple] = {}
+    for layer in layers:
+        c = costs[layer.name]
+        if c.stage == "input":
+            times[layer.name] = (0, c.out_pixels - 1)
+            continue
+        if c.stage == "free":
+            times[layer.name] = times[layer.input]
+            continue
+        ins = [tuple(t + delays.get((layer.name, i), 0) for t in times[s]) for i, s in enumerate(layer.inputs)]
+        f = ins[0][0] if len(ins) == 1 else np.maximum(ins[0][0], ins[1][0])
+        last_in = ins[0][1] if len(ins) == 1 else np.maximum(ins[0][1], ins[1][1])
+        d, r = depths.get(layer.name, c.depth), c.reuse
+        n = costs[layer.inputs[0]].out_pixels
+        if c.stage == "window":
+            arrival = f + (c.first_input * (last_in - f)) // max(n - 1, 1)
+            first = np.maximum(f + (c.fill - 1) * r, arrival) + d
+            times[layer.name] = (first, np.maximum(f + (c.iterations - 1) * r, last_in + c.tail * r) + d)
+        elif c.stage == "pixel":
+            times[layer.name] = (f + d, np.maximum(f + (c.iterations - 1) * r, last_in) + d)
+        elif c.stage == "reduce":
+            done = np.maximum(f + (c.iterations - 1) * r, last_in) + d
+            times[layer.name] = (done, done)
+        elif c.stage == "linear":
+            done = np.maximum(f + c.iterations - 1, last_in) + r + d - 1
+            times[layer.name] = (done, done)
+        else:
+            raise ValueError(f"unknown stage '{c.stage}'")
+    return times
+
+
+def total_latency(layers: list[im.Layer], costs: dict[str, LayerCost], mode: Mode, depths: dict | None = None):
+    """Cycles from the first input to the last output (an array when ``depths`` holds arrays)."""
+    depths = depths or {}
+    if mode.arch == "dataflow":
+        return dataflow_times(layers, costs, depths)[layers[-1].name][1] + 1
+    if mode.unrolled:
+        t: dict[str, object] = {}
+        for layer in layers:
+            c = costs[layer.name]
+            start = 0
+            for src in layer.inputs:
+                start = np.maximum(start, t[src])
+            t[layer.name] = start + (0 if c.stage in ("free", "input") else depths.get(layer.name, c.depth))
+        return t[layers[-1].name]
+    total = 0
+    for layer in layers:
+        c = costs[layer.name]
+        total = total + c.latency(mode) + (depths[layer.name] - c.depth if layer.name in depths else 0)
+    return total

@@ -1,0 +1,175 @@
+"""From an :class:`~exporters.integer_model.IntegerModel` to a :class:`Design`: the buffers
+(tensors as the hardware holds them), the kernel calls, and the dataflow plumbing.
+
+Rules (written down in docs/hls.md):
+
+* Tensors are pixel-major (HWC). A vector ``(F,)`` is ``(F, 1, 1)``; a ``Flatten`` of a map
+  is free — it aliases its input's buffer and the ``Linear`` after it reads the map in HWC
+  order with its weight columns permuted (:func:`hls_templates.kernels.linear_kernel`).
+* Layers that do not reach the model's output are left out (their names are reported).
+* Dataflow: a stream has one reader, so a tensor read by k layers is cloned k - 1 times; a
+  clone's outputs get FIFOs as deep as the tensor, so a branch never stalls its sibling.
+* Parallel: the top function is pipelined (everything unrolled) when every layer has reuse
+  factor 1; otherwise it is a dataflow region of per-layer pipelines with II = reuse factor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from exporters import integer_model as im
+from hls_templates.config import HlsConfig
+from hls_templates.cpp import render_struct
+from hls_templates.errors import UnsupportedModelError
+from hls_templates.kernels import KERNELS, Buffer, Kernel
+
+_RESERVED = frozenset({"input", "output", "result", "foldline", "hls", "config", "main", "std"})
+
+
+@dataclass
+class StreamDecl:
+    var: str
+    pixel_t: str
+    depth: int
+
+
+@dataclass
+class Design:
+    model_name: str
+    architecture: str
+    top: str
+    input: Buffer
+    output: Buffer
+    buffers: list[Buffer]
+    kernels: list[Kernel]
+    streams: list[StreamDecl] = field(default_factory=list)
+    pipeline_top: bool = False
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def internal(self) -> list[Buffer]:
+        return [b for b in self.buffers if b is not self.input and b is not self.output]
+
+
+def live_layers(model: im.IntegerModel) -> list[im.Layer]:
+    """The layers the output depends on, in model order."""
+    needed = {model.output.name}
+    for layer in reversed(model.layers):
+        if layer.name in needed:
+            needed.update(layer.inputs)
+    return [layer for layer in model.layers if layer.name in needed]
+
+
+def _identifiers(names: list[str], top: str) -> dict[str, str]:
+    """A distinct C++ identifier per layer name; every derived symbol distinct too."""
+    taken = set(_RESERVED) | {top}
+    result = {}
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "layer"
+        if base[0].isdigit() or base.lower() in _RESERVED or base == top:
+            base = f"layer_{base}"
+        ident = base
+        while _derived(ident) & taken:
+            ident += "_"
+        taken |= _derived(ident)
+        result[name] = ident
+    return result
+
+
+def _derived(ident: str) -> set[str]:
+    return {ident, f"{ident}_t", f"{ident}_pixel_t", f"{ident}_out", f"{ident}_w", f"{ident}_b", f"{ident}_m",
+            f"{ident}_n", f"config_{ident}"} | {f"{ident}_out_{i}" for i in range(8)}
+
+
+def _layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(shape) if len(shape) == 3 else (shape[0], 1, 1)
+
+
+def plan(model: im.IntegerModel, config: HlsConfig) -> Design:
+    model.validate()
+    config.check_layers([layer.name for layer in model.layers])
+    arch = config.resolve_architecture(model.input.shape)
+    live = live_layers(model)
+    skipped = [layer.name for layer in model.layers if layer not in live]
+    idents = _identifiers([layer.name for layer in live if not isinstance(layer, im.Input)], config.top)
+
+    buffers: dict[str, Buffer] = {}
+    real: list[Buffer] = []
+    for layer in live:
+        if isinstance(layer, im.Flatten):
+            buffers[layer.name] = buffers[layer.input]
+            continue
+        grid = model.grid(layer.name)
+        ident = "input" if isinstance(layer, im.Input) else idents[layer.name]
+        var = "input" if isinstance(layer, im.Input) else f"{ident}_out"
+        buf = Buffer(layer.name, ident, var, grid.bits, grid.signed, *_layout(model.shape(layer.name)), grid)
+        buffers[layer.name] = buf
+        real.append(buf)
+    inp, out = real[0], buffers[model.output.name]
+    if out is inp:
+        raise UnsupportedModelError(f"model '{model.name}' computes nothing: its output is its input")
+    out.ident, out.var = "result", "output"
+
+    slots: dict[str, list[tuple[str, int]]] = {b.tensor: [] for b in real}
+    for layer in live:
+        if not isinstance(layer, (im.Input, im.Flatten)):
+            for pos, src in enumerate(layer.inputs):
+                slots[buffers[src].tensor].append((layer.name, pos))
+    if slots[out.tensor]:
+        raise UnsupportedModelError(f"layer '{out.tensor}' is both the output and read by another layer")
+
+    design = Design(model.name, arch, config.top, inp, out, real, [], skipped=skipped)
+    if arch == "dataflow":
+        reads, clones = _plumbing(design, slots)
+    else:
+        reads, clones = {slot: b.var for b in real for slot in slots[b.tensor]}, {}
+    design.kernels.extend(clones.get(inp.tensor, []))
+    for layer in live:
+        if isinstance(layer, (im.Input, im.Flatten)):
+            continue
+        kind = KERNELS.get(type(layer))
+        if kind is None:
+            raise UnsupportedModelError(f"layer '{layer.name}': no HLS kernel for {type(layer).__name__}")
+        ins = [buffers[src] for src in layer.inputs]
+        if isinstance(layer, im.Add) and ins[0].layout != ins[1].layout:
+            raise UnsupportedModelError(
+                f"layer '{layer.name}': Add of tensors held in different layouts {ins[0].layout} and "
+                f"{ins[1].layout} (a flattened map and a vector) is not supported")
+        args = [reads[(layer.name, pos)] for pos in range(len(ins))] + [buffers[layer.name].var]
+        design.kernels.append(kind(model, layer, idents[layer.name], ins, buffers[layer.name], args, arch,
+                                   config.reuse_for(layer.name)))
+        design.kernels.extend(clones.get(layer.name, []))
+    reuses = [config.reuse_for(layer.name) for layer in live if not isinstance(layer, (im.Input, im.Flatten))]
+    design.pipeline_top = arch == "parallel" and max(reuses) == 1
+    return design
+
+
+def _plumbing(design: Design, slots: dict) -> tuple[dict, dict]:
+    """Dataflow: declare the streams; a tensor read k > 1 times goes through k - 1 clones.
+
+    Returns the stream each (layer, input position) reads, and the clone kernels per tensor
+    (placed right after the kernel producing that tensor).
+    """
+    reads, clones = {}, {}
+    for buf in design.buffers:
+        if buf is not design.input and buf is not design.output:
+            design.streams.append(StreamDecl(buf.var, buf.pixel_t, 2))
+        readers = slots[buf.tensor]
+        source = buf.var
+        for i, slot in enumerate(readers[:-1]):
+            branch, rest = f"{buf.var}_{2 * i}", f"{buf.var}_{2 * i + 1}"
+            for var in (branch, rest):
+                design.streams.append(StreamDecl(var, buf.pixel_t, buf.pixels))
+            clones.setdefault(buf.tensor, []).append(Kernel(
+                buf.tensor, f"{buf.tensor}: clone {i + 1} of {len(readers) - 1} (read by {len(readers)} layers)",
+                "foldline::clone_stream", [buf.pixel_t, str(buf.pixels)], [source, branch, rest]))
+            reads[slot] = branch
+            source = rest
+        if readers:
+            reads[readers[-1]] = source
+    return reads, clones
+
+
+def render_config(kernel: Kernel) -> str:
+    return f"// {kernel.summary}\n" + render_struct(kernel.config_name, kernel.config)
