@@ -38,17 +38,34 @@ def test_export_writes_a_verified_model_and_report(tmp_path, checkpoint, calibra
     out = tmp_path / "out"
     assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration)]) == 0
     report = json.loads((out / "report.json").read_text())
-    for name in ("torch_integer", "onnxruntime"):
+    for name in ("torch_integer", "onnxruntime", "csim"):
         v = report["verification"][name]
         assert v["samples"] == 24 and v["mismatches"] == 0 and v["elements"] == 24 * 4
     layer_keys = {"name", "op", "in_channels", "out_channels", "kernel", "weight_bits", "act_bits", "acc_bits",
-                  "macs", "bops", "params"}
+                  "macs", "bops", "params", "latency_cycles", "ii", "dsp", "lut", "bram"}
     assert report["layers"] and all(layer_keys <= set(r) for r in report["layers"])
     assert report["totals"]["params"] == sum(r["params"] for r in report["layers"])
-    assert {"macs", "bops", "params", "weight_memory_bits"} <= set(report["totals"])
+    assert {"macs", "bops", "params", "weight_memory_bits", "latency_cycles", "latency_us", "clock_ns", "dsp", "lut",
+            "bram", "ff"} <= set(report["totals"])
+    assert (out / "hls" / "build_prj.tcl").is_file()
     assert 0.0 <= report["accuracy"]["integer_top1"] <= 1.0
     assert (out / "model.onnx").is_file()
-    assert "96/96 elements equal" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.count("96/96 elements equal") == 3  # torch, onnxruntime, csim
+
+
+def test_hls4ml_backend_refuses_a_non_power_of_two_model(tmp_path, checkpoint, calibration, capsys):
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--hls", "hls4ml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("export-fpga: error:") and "power" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_bad_part_is_refused(tmp_path, checkpoint, calibration, capsys):
+    assert main([str(checkpoint), "-o", str(tmp_path / "o"), "--calibration", str(calibration),
+                 "--part", "nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
 
 
 def test_existing_output_is_refused_without_force(tmp_path, checkpoint, calibration, capsys):
@@ -58,7 +75,7 @@ def test_existing_output_is_refused_without_force(tmp_path, checkpoint, calibrat
     assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration)]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
-    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--force", "--quiet"]) == 0
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--force", "--quiet", "--hls", "none"]) == 0
     assert not (out / "keep.txt").exists() and (out / "report.json").is_file()
 
 
@@ -71,7 +88,7 @@ def test_bad_calibration_is_one_line_and_writes_nothing(tmp_path, checkpoint, ca
     bad = tmp_path / "bad.npz"
     make_bad(bad)
     out = tmp_path / "out"
-    assert main([str(checkpoint), "-o", str(out), "--calibration", str(bad)]) == 2
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(bad), "--hls", "none"]) == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out.*"))

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=Path, help=".npz with x (N,C,H,W float32) and optional y labels "
                                                    "(default: the shipped Fashion-MNIST sample)")
     p.add_argument("--samples", type=int, default=None, help="use only the first N calibration samples")
+    p.add_argument("--hls", choices=("templates", "hls4ml", "none"), default="templates",
+                   help="HLS project in OUT/hls/ checked by C simulation: Foldline's kernels with g++ "
+                        "(default), an hls4ml project (power-of-two models only), or none")
+    p.add_argument("--part", default=None, help="FPGA part for the HLS project (default xcu250-figd2104-2L-e)")
+    p.add_argument("--clock-ns", type=float, default=None, help="target clock period in ns (default 5.0)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true", help="print only the final verdict")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -44,16 +49,23 @@ def _print_summary(result, quiet: bool) -> None:
         from rich.table import Table
 
         table = Table(title=f"{report['model']}: per-layer integer model")
-        for col in ("layer", "op", "in→out", "kernel", "w/a bits", "acc", "MACs", "BOPs", "params"):
+        for col in ("layer", "op", "in→out", "kernel", "w/a bits", "acc", "MACs", "BOPs", "params",
+                    "cycles", "LUT", "DSP"):
             table.add_column(col, justify="left" if col in ("layer", "op") else "right")
         for r in report["layers"]:
             kernel = "x".join(map(str, r["kernel"])) if r["kernel"] else "-"
             bits = f"{r['weight_bits'] or '-'}/{r['act_bits']}"
             table.add_row(r["name"], r["op"], f"{r['in_channels']}→{r['out_channels']}", kernel, bits,
-                          str(r["acc_bits"] or "-"), f"{r['macs']:,}", f"{r['bops']:,}", f"{r['params']:,}")
+                          str(r["acc_bits"] or "-"), f"{r['macs']:,}", f"{r['bops']:,}", f"{r['params']:,}",
+                          f"{r['latency_cycles']:,}", f"{r['lut']:,}", f"{r['dsp']:,}")
         t = report["totals"]
-        table.add_row("total", "", "", "", "", "", f"{t['macs']:,}", f"{t['bops']:,}", f"{t['params']:,}")
-        Console(file=sys.stdout).print(table)
+        table.add_row("total", "", "", "", "", "", f"{t['macs']:,}", f"{t['bops']:,}", f"{t['params']:,}",
+                      f"{t['latency_cycles']:,}", f"{t['lut']:,}", f"{t['dsp']:,}")
+        Console(file=sys.stdout, width=None if sys.stdout.isatty() else 150).print(table)
+        hw = report["hls"]
+        print(f"estimate ({hw['part']}, {t['clock_ns']} ns clock; analytical, not a synthesis result): "
+              f"{t['latency_cycles']:,} cycles = {t['latency_us']:.2f} us, {t['lut']:,} LUT, {t['ff']:,} FF, "
+              f"{t['dsp']:,} DSP, {t['bram']:,} BRAM")
         if "accuracy" in report:
             a = report["accuracy"]
             parts = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in a.items()]
@@ -78,7 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_path = example_path(EXAMPLE_MODEL) if args.example else Path(args.model)
         model = toolchain.load(model_path)
         x, y = load_calibration(args.calibration, tuple(model.input_shape), args.samples)
-        result = export(model, args.out, x, y, force=args.force)
+        from hls_templates import HlsConfig
+
+        overrides = {k: v for k, v in (("part", args.part), ("clock_ns", args.clock_ns)) if v is not None}
+        result = export(model, args.out, x, y, force=args.force, hls=args.hls, hls_config=HlsConfig(**overrides))
     except FoldlineError as exc:
         if args.debug:
             raise

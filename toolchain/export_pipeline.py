@@ -146,22 +146,65 @@ def check_onnxruntime(proto: onnx.ModelProto, sim: Simulator, feeds: dict, sim_t
 
 # -- the whole job ------------------------------------------------------------------
 
+HARDWARE_LAYER_KEYS = ("latency_cycles", "ii", "dsp", "lut", "bram", "ff")
+HARDWARE_TOTAL_KEYS = ("latency_cycles", "latency_us", "clock_ns", "dsp", "lut", "bram", "ff")
+
+
 def build_report(integer_model: IntegerModel, checks: dict[str, Check], accuracy: dict | None,
-                 extra: dict | None = None) -> dict:
+                 hardware=None, extra: dict | None = None) -> dict:
+    """``hardware``: an ``hls_templates.estimate`` result, merged into layers and totals."""
     rows = stats.layer_stats(integer_model)
     keep = ("name", "op", "in_channels", "out_channels", "kernel", "weight_bits", "act_bits", "acc_bits",
             "macs", "bops", "params")
-    report = {
-        "model": integer_model.name,
-        "layers": [{k: r[k] for k in keep} | {"nonzero_macs": r["nonzero_macs"]} for r in rows],
-        "totals": stats.totals(rows),
-        "verification": {name: asdict(c) for name, c in checks.items()},
-    }
+    layers = [{k: r[k] for k in keep} | {"nonzero_macs": r["nonzero_macs"]} for r in rows]
+    totals = stats.totals(rows)
+    if hardware is not None:
+        by_name = {row["name"]: row for row in hardware.layers}
+        for layer in layers:
+            est = by_name.get(layer["name"], {})
+            layer.update({k: est.get(k, 0) for k in HARDWARE_LAYER_KEYS})
+        totals.update({k: hardware.totals[k] for k in HARDWARE_TOTAL_KEYS})
+    report = {"model": integer_model.name, "layers": layers, "totals": totals,
+              "verification": {name: asdict(c) for name, c in checks.items()}}
     if accuracy:
         report["accuracy"] = accuracy
     if extra:
         report.update(extra)
     return report
+
+
+HLS_BACKENDS = ("templates", "hls4ml", "none")
+
+
+def check_hls(backend: str, config, integer_model: IntegerModel, out_dir: Path, x: np.ndarray,
+              sim_trace: dict[str, np.ndarray]) -> Check | None:
+    """Write the HLS project into ``out_dir`` and check its C simulation against the simulator.
+
+    ``templates``: our kernels, compiled with g++ (``hls_templates.run_csim``);
+    ``hls4ml``: an hls4ml project, refused unless exactly representable, checked through
+    hls4ml's own ``compile()``/``predict()``; ``none``: nothing.
+    """
+    if backend == "none":
+        return None
+    golden = sim_trace[integer_model.output.name]
+    if backend == "templates":
+        from hls_templates import run_csim, write_project
+
+        project = write_project(integer_model, out_dir, config, inputs=x, golden=golden)
+        result = run_csim(project)
+        first = result.first_mismatch
+        return Check(result.samples, result.elements, result.mismatches,
+                     None if first is None else {"sample": first.sample, "index": first.index,
+                                                 "csim": first.got, "simulator": first.expected})
+    from hls_templates import check_hls4ml_exact, write_hls4ml_project
+
+    check_hls4ml_exact(integer_model)
+    project = write_hls4ml_project(integer_model, out_dir, config).compile()
+    got = project.predict_integers(sim_trace[integer_model.input.name]).reshape(golden.shape)
+    index = _first_index(golden, got)
+    return Check(len(x), int(golden.size), int(np.count_nonzero(golden.astype(np.int64) != got.astype(np.int64))),
+                 None if index is None else {"index": list(index), "hls4ml": int(got[index]),
+                                             "simulator": int(golden[index])})
 
 
 def prepare_output_dir(out: Path, force: bool) -> Path:
@@ -186,13 +229,19 @@ def commit_output_dir(tmp: Path, out: Path) -> None:
 
 
 def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, force: bool = False,
-           hls=None) -> ExportResult:
+           hls: str = "none", hls_config=None) -> ExportResult:
     """Run the whole export for a loaded toolchain model; writes ``out/`` atomically.
 
-    ``hls``: optional callable ``(integer_model, tmp_dir, x, sim_trace) -> (checks, extra)``
-    adding an HLS project and its C-simulation check (the HLS backend provides it).
+    ``hls``: one of :data:`HLS_BACKENDS`; a project goes to ``out/hls/`` and its C
+    simulation becomes ``verification.csim``. ``hls_config``: an ``HlsConfig`` (part,
+    clock); the latency/resource estimate is always reported, with it or the defaults.
     """
+    from hls_templates import HlsConfig, estimate
     from toolchain import agreement
+
+    if hls not in HLS_BACKENDS:
+        raise ExportError(f"unknown --hls backend '{hls}' (choose from {', '.join(HLS_BACKENDS)})")
+    hls_config = hls_config or HlsConfig()
 
     out = Path(out)
     tmp = prepare_output_dir(out, force)
@@ -206,18 +255,17 @@ def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, f
         sim_trace = sim.trace(feeds)
         checks = {"torch_integer": check_torch(integer_model, x, sim_trace),
                   "onnxruntime": check_onnxruntime(proto, sim, feeds, sim_trace)}
-        extra = {}
-        if hls is not None:
-            hls_checks, extra = hls(integer_model, tmp, x, sim_trace)
-            checks.update(hls_checks)
-        accuracy = None
+        csim = check_hls(hls, hls_config, integer_model, tmp / "hls", x, sim_trace)
+        if csim is not None:
+            checks["csim"] = csim
         logits = sim_trace[integer_model.output.name]
         with torch.no_grad():
             accuracy = {"float_integer_top1_agreement": float(agreement(model, torch.from_numpy(x)))}
         if y is not None:
             accuracy["integer_top1"] = float(np.mean(logits.argmax(axis=1) == y))
             accuracy["samples"] = int(len(y))
-        report = build_report(integer_model, checks, accuracy, extra)
+        report = build_report(integer_model, checks, accuracy, estimate(integer_model, hls_config),
+                              {"hls": {"backend": hls, "part": hls_config.part, "clock_ns": hls_config.clock_ns}})
         with open(tmp / "report.json", "w") as f:
             json.dump(report, f, indent=2)
         commit_output_dir(tmp, out)

@@ -1,0 +1,276 @@
+"""``fpga-compress``: train, prune and quantize a model, then save a Foldline checkpoint.
+
+Errors a user can cause print one line, ``fpga-compress: error: ...``, and exit 2
+(``--debug`` re-raises them with a traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+import toolchain
+from exporters.errors import FoldlineError
+from toolchain.data import Dataset, load_dataset
+from toolchain.methods import METHODS, MethodConfig, get_method
+from toolchain.methods.costs import bops
+from toolchain.nn import set_quantization
+from toolchain.pruning import count_parameters
+from toolchain.train import ProgressBars, evaluate_integer, predict
+
+PROG = "fpga-compress"
+
+DESCRIPTION = """\
+Train a small quantized network (or continue from a checkpoint), prune it with one
+of Foldline's methods, fine-tune it with quantization-aware training, report float
+and integer accuracy, parameters and BOPs, and save a Foldline checkpoint."""
+
+NOTES = """
+sparsity: channel methods count the fraction of prunable channels removed;
+  iterative-magnitude counts the fraction of Conv/Linear weights that are zero.
+BOPs: sum over Conv/Linear layers of MACs x weight bits x input activation bits.
+details: docs/methods.md"""
+
+EXAMPLES = """\
+examples:
+  # layerwise channel pruning (seed 004) of the built-in CNN on Fashion-MNIST, W4A8
+  fpga-compress --method layerwise --data fashion-mnist --sparsity 0.5 \\
+      --weight-bits 4 --act-bits 8 --epochs 2 -o cnn_w4a8.pt
+
+  # iterative magnitude pruning (seed 001), continuing from a trained checkpoint
+  fpga-compress --method iterative-magnitude --init cnn_w4a8.pt --data fashion-mnist \\
+      --sparsity 0.7 --weight-bits 4 --act-bits 8 --epochs 1 -o cnn_sparse.pt
+
+  # a quick smoke run on synthetic data, channel counts kept multiples of 4
+  fpga-compress --method stepwise --data synthetic --sparsity 0.5 --round-to 4 \\
+      --epochs 1 --limit 1000 -o /tmp/smoke.pt --force
+
+  # method-specific options: --option KEY=VALUE (repeatable)
+  fpga-compress --method layerwise --data synthetic -o m.pt --option steps_per_group=50
+
+methods:
+"""
+
+
+class UsageError(FoldlineError):
+    """A bad command line (reported like any other user error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse would print the usage too)
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    methods = "".join(f"  {name:<20} {cls.summary}\n" for name, cls in METHODS.items())
+    p = _Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EXAMPLES + methods + NOTES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True, metavar="NAME",
+                   help=f"compression method: {', '.join(METHODS)}")
+    p.add_argument("--data", required=True, metavar="SRC",
+                   help="fashion-mnist, synthetic, or a FILE.npz with arrays x (N,C,H,W) and y (N)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.pt", help="checkpoint to write")
+    p.add_argument("--sparsity", type=float, default=0.5, metavar="S",
+                   help="target sparsity in [0, 1) (default 0.5)")
+    p.add_argument("--weight-bits", type=int, default=8, metavar="N", help="weight bits, 2..8 (default 8)")
+    p.add_argument("--act-bits", type=int, default=8, metavar="N",
+                   help="hidden activation bits, 2..8 (default 8)")
+    p.add_argument("--epochs", type=float, default=1.0, metavar="E",
+                   help="quantization-aware fine-tuning epochs after pruning (default 1)")
+    p.add_argument("--pretrain-epochs", type=float, default=None, metavar="E",
+                   help="dense training epochs before pruning (default: --epochs for a new "
+                        "model, 0 with --init)")
+    p.add_argument("--init", metavar="CKPT", help="start from this Foldline checkpoint")
+    p.add_argument("--model", default="cnn", choices=toolchain.MODELS,
+                   help="built-in model when there is no --init (default cnn)")
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the built-in model")
+    p.add_argument("--round-to", type=int, default=1, metavar="N",
+                   help="keep channel counts multiples of N (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N samples of each split")
+    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="last fraction of the training split held out for the method's own "
+                        "validation (default 0.1); accuracy is reported on the test split")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="default 64")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="method-specific option (repeatable); see docs/methods.md")
+    p.add_argument("--force", action="store_true", help="overwrite OUT.pt if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return p
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option expects KEY=VALUE, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _check_output(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists (use --force to overwrite)")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"directory {path.parent} does not exist")
+
+
+def _split_validation(train: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
+    if not 0.0 < fraction < 1.0:
+        raise UsageError(f"--val-fraction must be in (0, 1), got {fraction}")
+    n_val = max(1, int(round(len(train) * fraction)))
+    if len(train) - n_val < 1:
+        raise UsageError(f"the training split has only {len(train)} samples")
+    cut = len(train) - n_val
+    return (Dataset(train.x[:cut], train.y[:cut], train.name),
+            Dataset(train.x[cut:], train.y[cut:], train.name))
+
+
+def _output_size(model) -> int:
+    probe = copy.deepcopy(model).eval()
+    set_quantization(probe, False)
+    with torch.no_grad():
+        return int(probe(torch.zeros(1, *model.input_shape)).shape[1])
+
+
+def _model(args, train: Dataset, test: Dataset):
+    classes = max(train.num_classes, test.num_classes)
+    if args.init:
+        model = toolchain.load(args.init)
+        if tuple(model.input_shape) != train.input_shape:
+            raise UsageError(f"{args.init} expects inputs of shape {tuple(model.input_shape)}, "
+                             f"the data has {train.input_shape}")
+        if _output_size(model) < classes:
+            raise UsageError(f"{args.init} has {_output_size(model)} outputs, the data has "
+                             f"{classes} classes")
+        return model
+    return toolchain.build(args.model, input_shape=train.input_shape, num_classes=classes,
+                           weight_bits=args.weight_bits, act_bits=args.act_bits, width=args.width)
+
+
+def _save(model, path: Path, metadata: dict) -> None:
+    """Write to a temporary file next to ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        toolchain.save(model, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _si(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def run(args) -> dict:
+    out = Path(args.output)
+    _check_output(out, args.force)
+    method_cls = get_method(args.method)
+    if args.limit is not None and args.limit < 2:
+        raise UsageError(f"--limit must be at least 2, got {args.limit}")
+    pretrain = args.pretrain_epochs if args.pretrain_epochs is not None else (
+        0.0 if args.init else args.epochs)
+    config = MethodConfig(sparsity=args.sparsity, epochs=args.epochs, pretrain_epochs=pretrain,
+                          lr=args.lr, batch_size=args.batch_size, weight_bits=args.weight_bits,
+                          act_bits=args.act_bits, round_to=args.round_to, seed=args.seed,
+                          options=_options(args.option))
+    method = method_cls(config)
+    train_all = load_dataset(args.data, "train", args.limit)
+    test = load_dataset(args.data, "test", args.limit)
+    train, val = _split_validation(train_all, args.val_fraction)
+    model = _model(args, train, test)
+    params_before, bops_before = count_parameters(model), bops(model)
+
+    result = method.run(model, train, val, callbacks=[ProgressBars(args.quiet)])
+    final = result.model
+    float_pred = predict(final, test).argmax(1)
+    float_acc = float((float_pred == test.y).float().mean())
+    int_acc, int_pred = evaluate_integer(toolchain.to_integer_model(final), test)
+    agree = float((float_pred == int_pred).float().mean())
+    summary = {
+        "method": result.method, "data": str(args.data), "model": final.name,
+        "sparsity_kind": result.sparsity_kind, "target_sparsity": result.target_sparsity,
+        "sparsity": result.sparsity, "weight_bits": args.weight_bits, "act_bits": args.act_bits,
+        "test_samples": len(test), "float_accuracy": float_acc, "integer_accuracy": int_acc,
+        "agreement": agree, "val_accuracy": result.val_accuracy,
+        "parameters_before": params_before, "parameters": count_parameters(final),
+        "bops_before": bops_before, "bops": bops(final), "bops_nonzero": bops(final, nonzero=True),
+    }
+    metadata = {"fpga-compress": {"argv": list(args.argv), "seed": args.seed},
+                "summary": summary, "result": result.summary()}
+    _save(final, out, metadata)
+    _print_summary(summary, result, out)
+    return summary
+
+
+def _print_summary(s: dict, result, out: Path) -> None:
+    kind = "of prunable channels removed" if s["sparsity_kind"] == "channels" else "of weights zero"
+    lines = [
+        ("method", f"{s['method']} on {s['data']} ({s['model']}, W{s['weight_bits']}A{s['act_bits']})"),
+        ("sparsity", f"{s['sparsity']:.3f} {kind} (target {s['target_sparsity']:.3f})"),
+        ("accuracy", f"float fake-quant {_pct(s['float_accuracy'])}, integer {_pct(s['integer_accuracy'])}"
+                     f" on {s['test_samples']} test samples (top-1 agreement {_pct(s['agreement'])})"),
+        ("parameters", f"{s['parameters_before']:,} -> {s['parameters']:,}"),
+        ("BOPs", f"{_si(s['bops_before'])} -> {_si(s['bops'])} (nonzero weights only: "
+                 f"{_si(s['bops_nonzero'])})"),
+        ("saved", str(out)),
+    ]
+    for key, value in lines:
+        print(f"{key:<11} {value}")
+    if not result.reached:
+        print(f"{PROG}: warning: sparsity {s['sparsity']:.3f} is below the target "
+              f"{s['target_sparsity']:.3f} (groups too small for the target or --round-to)",
+              file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        run(args)
+    except FoldlineError as e:
+        if debug:
+            raise
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if debug:
+            raise
+        print(f"{PROG}: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}",
+              file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
