@@ -401,6 +401,15 @@ def _check_layer(model: IntegerModel, layer: Layer) -> None:
         check_shifts(name, np.array([layer.shift]))
 
 
+def live_layers(model: IntegerModel) -> list[Layer]:
+    """The layers the output depends on, in model order (generators leave the others out)."""
+    needed = {model.output.name}
+    for layer in reversed(model.layers):
+        if layer.name in needed:
+            needed.update(layer.inputs)
+    return [layer for layer in model.layers if layer.name in needed]
+
+
 def pool_window(model: IntegerModel, layer: AvgPool | GlobalAvgPool) -> tuple[int, int]:
     return model.shape(layer.input)[1:] if isinstance(layer, GlobalAvgPool) else layer.kernel
 

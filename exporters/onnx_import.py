@@ -46,6 +46,15 @@ def load_integer_model(model: str | Path | onnx.ModelProto) -> im.IntegerModel:
     return result
 
 
+def as_integer_model(model) -> im.IntegerModel:
+    """An IntegerModel as is; an ONNX ModelProto or a path is read with :func:`load_integer_model`."""
+    if isinstance(model, im.IntegerModel):
+        return model
+    if isinstance(model, (str, Path, onnx.ModelProto)):
+        return load_integer_model(model)
+    raise TypeError(f"expected an IntegerModel, an onnx.ModelProto or a path, got {type(model).__name__}")
+
+
 def _layer(d: dict, arrays: dict) -> im.Layer:
     kind, name = d["type"], d["name"]
     if kind == "Input":

@@ -69,6 +69,7 @@ from exporters import integer_model as im
 from exporters.bounds import mac_bounds, signed_width
 from exporters.errors import FoldlineError, ModelError
 from exporters.grid import Grid
+from exporters.onnx_import import as_integer_model
 from exporters.requant import MAX_SHIFT, quantize_multiplier, quantize_shared_shift
 
 MAX_TYPE_BITS = 256  # widest ap_fixed we let the plan create (ap_types allow 1024)
@@ -300,7 +301,7 @@ def check_hls4ml_exact(model) -> None:
     """Return None if hls4ml can compute ``model``'s integers exactly (IntegerModel, ONNX proto
     or path); else raise a one-line :class:`Hls4mlUnsupportedError` naming the first offending
     layer and the reason."""
-    hls4ml_plan(_as_integer_model(model))
+    hls4ml_plan(as_integer_model(model))
 
 
 # -- torch module and hls4ml conversion ------------------------------------------------------
@@ -479,7 +480,7 @@ def write_hls4ml_project(model, out_dir, config=None) -> Hls4mlProject:
     """
     import hls4ml
 
-    model = _as_integer_model(model)
+    model = as_integer_model(model)
     steps = hls4ml_plan(model)
     settings = Hls4mlSettings.from_config(config)
     if settings.io_type != "io_parallel":
@@ -511,14 +512,6 @@ def _check_converted_types(graph, steps: list[Step]) -> None:
             if not ok:
                 raise RuntimeError(f"hls4ml layer '{layer.name}' ({layer.class_name}) got {key} = {got}, "
                                    f"not the planned exact type {want}")
-
-
-def _as_integer_model(model) -> im.IntegerModel:
-    if isinstance(model, im.IntegerModel):
-        return model
-    from exporters.onnx_import import load_integer_model
-
-    return load_integer_model(model)
 
 
 # -- a helper to make example models exact ----------------------------------------------------

@@ -52,15 +52,6 @@ class Design:
         return [b for b in self.buffers if b is not self.input and b is not self.output]
 
 
-def live_layers(model: im.IntegerModel) -> list[im.Layer]:
-    """The layers the output depends on, in model order."""
-    needed = {model.output.name}
-    for layer in reversed(model.layers):
-        if layer.name in needed:
-            needed.update(layer.inputs)
-    return [layer for layer in model.layers if layer.name in needed]
-
-
 def _identifiers(names: list[str], top: str) -> dict[str, str]:
     """A distinct C++ identifier per layer name; every derived symbol distinct too."""
     taken = set(_RESERVED) | {top}
@@ -90,7 +81,7 @@ def plan(model: im.IntegerModel, config: HlsConfig) -> Design:
     model.validate()
     config.check_layers([layer.name for layer in model.layers])
     arch = config.resolve_architecture(model.input.shape)
-    live = live_layers(model)
+    live = im.live_layers(model)
     skipped = [layer.name for layer in model.layers if layer not in live]
     idents = _identifiers([layer.name for layer in live if not isinstance(layer, im.Input)], config.top)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 from exporters import integer_model as im
+from exporters.onnx_import import as_integer_model
 from hls_templates.estimate import arith
 from hls_templates.estimate.config import EstimateConfig, resolve_config
 from hls_templates.estimate.layers import LayerCost, Mode, layer_cost
@@ -38,26 +39,6 @@ class Estimate:
                 f"DSP {t['dsp']}, LUT {t['lut']}, FF {t['ff']}, BRAM18 {t['bram']})")
 
 
-def as_integer_model(model) -> im.IntegerModel:
-    """An IntegerModel as is; an ONNX ModelProto or a path is read with the Foldline importer."""
-    if isinstance(model, im.IntegerModel):
-        return model
-    if isinstance(model, (str, Path)) or hasattr(model, "graph"):
-        from exporters.onnx_import import load_integer_model
-
-        return load_integer_model(model)
-    raise TypeError(f"expected an IntegerModel, an onnx.ModelProto or a path, got {type(model).__name__}")
-
-
-def live_layers(model: im.IntegerModel) -> list[im.Layer]:
-    """The layers the output depends on, in model order (the generator leaves the others out)."""
-    needed = {model.output.name}
-    for layer in reversed(model.layers):
-        if layer.name in needed:
-            needed.update(layer.inputs)
-    return [layer for layer in model.layers if layer.name in needed]
-
-
 @dataclass
 class Costed:
     """Everything the estimate and the pruning rule share."""
@@ -74,7 +55,7 @@ def cost_model(model_or_onnx, config=None) -> Costed:
     model.validate()
     cfg = resolve_config(config)
     cfg.check_layers([layer.name for layer in model.layers])
-    layers = live_layers(model)
+    layers = im.live_layers(model)
     arch = cfg.resolve_architecture(model.input.shape)
     compute = [layer for layer in layers if not isinstance(layer, (im.Input, im.Flatten))]
     mode = Mode(arch, arch == "parallel" and max((cfg.reuse(layer.name) for layer in compute), default=1) == 1)
@@ -143,4 +124,4 @@ def estimate(model_or_onnx, config=None) -> Estimate:
     return Estimate(layers, totals)
 
 
-__all__ = ["Costed", "Estimate", "as_integer_model", "cost_model", "estimate", "live_layers"]
+__all__ = ["Costed", "Estimate", "cost_model", "estimate"]
