@@ -67,3 +67,9 @@ def test_options_are_typed_from_strings_and_unknown_ones_refused():
         Layerwise(MethodConfig(options={"steps_per_group": 0}))
     with pytest.raises(MethodError, match="max_ratio"):
         IterativeMagnitude(MethodConfig(options={"max_ratio": 1.5}))
+
+
+def test_registry_is_exposed_as_toolchain_methods():
+    import toolchain
+
+    assert toolchain.METHODS is METHODS

@@ -6,8 +6,9 @@ from toolchain.convert import UnsupportedModuleError, to_integer_model
 from toolchain.integer_mode import agreement, integer_forward, run_integer
 from toolchain.models import MODELS, build
 from toolchain import models, nn, pruning, quant  # noqa: E402  (subpackages as attributes)
+from toolchain.methods import METHODS
 
 __all__ = [
-    "MODELS", "CheckpointError", "UnsupportedModuleError", "agreement", "build", "integer_forward", "load",
+    "METHODS", "MODELS", "CheckpointError", "UnsupportedModuleError", "agreement", "build", "integer_forward", "load",
     "load_metadata", "run_integer", "save", "to_integer_model",
 ]
