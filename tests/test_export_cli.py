@@ -48,6 +48,8 @@ def test_export_writes_a_verified_model_and_report(tmp_path, checkpoint, calibra
     assert {"macs", "bops", "params", "weight_memory_bits", "latency_cycles", "latency_us", "clock_ns", "dsp", "lut",
             "bram", "ff"} <= set(report["totals"])
     assert (out / "hls" / "build_prj.tcl").is_file()
+    with np.load(out / "inputs.npz") as saved:
+        assert saved.files == ["input"] and saved["input"].shape == (24, *SHAPE)
     assert 0.0 <= report["accuracy"]["integer_top1"] <= 1.0
     assert (out / "model.onnx").is_file()
     printed = capsys.readouterr().out

@@ -232,6 +232,8 @@ def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, f
            hls: str = "none", hls_config=None) -> ExportResult:
     """Run the whole export for a loaded toolchain model; writes ``out/`` atomically.
 
+    Writes ``model.onnx``, ``report.json`` and ``inputs.npz`` (the verification inputs, keyed
+    by graph input, as ``fpga-sim`` and ``fpga-hls --inputs`` read them).
     ``hls``: one of :data:`HLS_BACKENDS`; a project goes to ``out/hls/`` and its C
     simulation becomes ``verification.csim``. ``hls_config``: an ``HlsConfig`` (part,
     clock); the latency/resource estimate is always reported, with it or the defaults.
@@ -251,6 +253,7 @@ def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, f
         onnx_path = tmp / "model.onnx"
         onnx.save(proto, onnx_path)
         feeds = {INPUT_NAME: x}
+        np.savez_compressed(tmp / "inputs.npz", **feeds)  # for fpga-sim verify / fpga-hls --inputs
         sim = Simulator(proto)
         sim_trace = sim.trace(feeds)
         checks = {"torch_integer": check_torch(integer_model, x, sim_trace),
