@@ -7,8 +7,9 @@ Definitions (one place for each):
   too (weight 1) but has no weight memory.
 * ``nonzero_macs``: the same, counting only taps whose weight is non-zero (what the HLS
   kernels really multiply after magnitude pruning).
-* ``bops``: bit operations, ``nonzero_macs * weight_bits * act_bits`` (act_bits of the
-  layer's input grid), the usual measure for mixed precision (Baskin et al.).
+* ``bops``: bit operations of the MAC layers, ``macs * weight_bits * act_bits`` (act_bits of
+  the layer's input grid) — the same definition as ``toolchain.methods.costs`` uses for
+  ``fpga-compress``'s summary; ``nonzero_bops`` counts ``nonzero_macs`` instead.
 * ``params``: weights + biases; ``weight_memory_bits``: ``weights * weight_bits + biases * 32``.
 
 >>> import numpy as np
@@ -46,7 +47,8 @@ def layer_stats(model: im.IntegerModel) -> list[dict]:
         row = {"name": layer.name, "op": type(layer).__name__, "in_channels": in_shape[0],
                "out_channels": out_shape[0], "kernel": None, "weight_bits": None,
                "act_bits": model.grid(layer.inputs[0]).bits, "out_bits": model.grid(layer.name).bits,
-               "acc_bits": None, "macs": 0, "nonzero_macs": 0, "bops": 0, "params": 0, "weight_memory_bits": 0}
+               "acc_bits": None, "macs": 0, "nonzero_macs": 0, "bops": 0, "nonzero_bops": 0, "params": 0,
+               "weight_memory_bits": 0}
         if isinstance(layer, (im.MacLayer, im.AvgPool, im.GlobalAvgPool)):
             rows_w, positions = _taps(model, layer)
             row["acc_bits"] = im.accumulator_analysis(model, layer).bits
@@ -60,7 +62,8 @@ def layer_stats(model: im.IntegerModel) -> list[dict]:
             row["kernel"] = list(in_shape[1:])
         if isinstance(layer, im.MacLayer):
             row["weight_bits"] = layer.weight_bits
-            row["bops"] = row["nonzero_macs"] * layer.weight_bits * row["act_bits"]
+            row["bops"] = row["macs"] * layer.weight_bits * row["act_bits"]
+            row["nonzero_bops"] = row["nonzero_macs"] * layer.weight_bits * row["act_bits"]
             row["params"] = int(layer.weight.size + layer.bias.size)
             row["weight_memory_bits"] = int(layer.weight.size * layer.weight_bits + layer.bias.size * 32)
         rows.append(row)
@@ -68,5 +71,5 @@ def layer_stats(model: im.IntegerModel) -> list[dict]:
 
 
 def totals(rows: list[dict]) -> dict:
-    keys = ("macs", "nonzero_macs", "bops", "params", "weight_memory_bits")
+    keys = ("macs", "nonzero_macs", "bops", "nonzero_bops", "params", "weight_memory_bits")
     return {k: int(sum(r[k] for r in rows)) for k in keys}

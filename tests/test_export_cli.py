@@ -101,3 +101,14 @@ def test_corrupt_checkpoint_is_refused(tmp_path, calibration, capsys):
     bad.write_bytes(b"\x80\x04garbage")
     assert main([str(bad), "-o", str(tmp_path / "out"), "--calibration", str(calibration)]) == 2
     assert "model.pt" in capsys.readouterr().err
+
+
+def test_report_bops_match_the_compress_summary(checkpoint):
+    """One definition of BOPs: the report (integer model) equals toolchain.methods.costs (QuantNet)."""
+    from exporters import stats
+    from toolchain.methods import costs
+    from toolchain.pruning import remove_channels
+
+    model = remove_channels(toolchain.load(checkpoint))
+    rows = stats.layer_stats(toolchain.to_integer_model(model))
+    assert stats.totals(rows)["bops"] == costs.bops(model)

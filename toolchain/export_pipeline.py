@@ -156,7 +156,8 @@ def build_report(integer_model: IntegerModel, checks: dict[str, Check], accuracy
     rows = stats.layer_stats(integer_model)
     keep = ("name", "op", "in_channels", "out_channels", "kernel", "weight_bits", "act_bits", "acc_bits",
             "macs", "bops", "params")
-    layers = [{k: r[k] for k in keep} | {"nonzero_macs": r["nonzero_macs"]} for r in rows]
+    layers = [{k: r[k] for k in keep} | {"nonzero_macs": r["nonzero_macs"], "nonzero_bops": r["nonzero_bops"]}
+              for r in rows]
     totals = stats.totals(rows)
     if hardware is not None:
         by_name = {row["name"]: row for row in hardware.layers}
