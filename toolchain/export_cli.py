@@ -17,6 +17,7 @@ EPILOG = """examples:
   export-fpga --example -o out                      # the shipped Fashion-MNIST CNN and sample
   export-fpga model.pt -o out --calibration x.npz   # x: float32 N x C x H x W, optional y labels
   export-fpga model.pt -o out --force               # replace an existing out/
+  export-fpga net.pt2 -o out --calibration x.npz    # a float torch.export program, quantized post-training
 """
 
 
@@ -25,11 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="export-fpga", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Remove pruned channels, fold, export integer ONNX, and verify PyTorch integer mode, "
                     "the simulator and onnxruntime agree on every element.")
-    p.add_argument("model", nargs="?", help="Foldline checkpoint (.pt) written by fpga-compress / toolchain.save")
+    p.add_argument("model", nargs="?", help="Foldline checkpoint (.pt) written by fpga-compress / toolchain.save, "
+                                            "or a float network saved with torch.export.save (.pt2)")
     p.add_argument("--example", action="store_true", help="use the shipped Fashion-MNIST checkpoint and sample")
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory (model.onnx, report.json)")
     p.add_argument("--calibration", type=Path, help=".npz with x (N,C,H,W float32) and optional y labels "
                                                    "(default: the shipped Fashion-MNIST sample)")
+    for flag in ("--weight-bits", "--act-bits"):  # PTQ of a .pt2
+        p.add_argument(flag, type=int, default=None, help="post-training quantization of a .pt2 float model "
+                                                          "(default 8)")
     p.add_argument("--samples", type=int, default=None, help="use only the first N calibration samples")
     p.add_argument("--hls", choices=("templates", "hls4ml", "none"), default="templates",
                    help="HLS project in OUT/hls/ checked by C simulation: Foldline's kernels with g++ "
@@ -88,8 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.example == (args.model is not None):
             raise ExportError("give either a MODEL path or --example")
         model_path = example_path(EXAMPLE_MODEL) if args.example else Path(args.model)
-        model = toolchain.load(model_path)
-        x, y = load_calibration(args.calibration, tuple(model.input_shape), args.samples)
+        if model_path.suffix == ".pt2":  # a float torch.export program: post-training quantization
+            from toolchain.ptq import quantize_for_export
+
+            model, x, y = quantize_for_export(model_path, args.calibration, args.samples,
+                                              8 if args.weight_bits is None else args.weight_bits,
+                                              8 if args.act_bits is None else args.act_bits)
+            if not args.quiet:
+                print(f"post-training quantization: float vs quantized top-1 agreement "
+                      f"{model.ptq_info['float_ptq_top1_agreement']:.4f} on {len(x)} calibration samples")
+        else:
+            if args.weight_bits is not None or args.act_bits is not None:
+                raise ExportError("--weight-bits/--act-bits apply only to a .pt2 float model")
+            model = toolchain.load(model_path)
+            x, y = load_calibration(args.calibration, tuple(model.input_shape), args.samples)
         from hls_templates import HlsConfig
 
         overrides = {k: v for k, v in (("part", args.part), ("clock_ns", args.clock_ns)) if v is not None}
