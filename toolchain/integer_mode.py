@@ -127,15 +127,19 @@ def integer_forward(model, x: torch.Tensor) -> torch.Tensor:
     return run_integer(to_integer_model(model), x)
 
 
+def float_forward(model, x: torch.Tensor) -> torch.Tensor:
+    """The float fake-quant forward in eval mode (the training-time view of the network)."""
+    from toolchain.convert import evaluating
+
+    with evaluating(model), torch.no_grad():
+        return model(x)
+
+
 def agreement(model, x: torch.Tensor) -> float:
     """Top-1 agreement between the float fake-quant forward (eval) and integer mode on ``x``.
 
     The two may differ by rounding (the fake-quant path rounds real products in float32,
     and ``M / 2^n`` only approximates the real multiplier); the contract asks to report it.
     """
-    from toolchain.convert import evaluating
-
     q = integer_forward(model, x)
-    with evaluating(model), torch.no_grad():
-        f = model(x)
-    return float((f.argmax(dim=1) == q.argmax(dim=1)).float().mean())
+    return float((float_forward(model, x).argmax(dim=1) == q.argmax(dim=1)).float().mean())
