@@ -1,5 +1,7 @@
 """Shared test helpers: run an ONNX model in onnxruntime with every intermediate exposed."""
 
+import os
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -11,7 +13,7 @@ from fpga_sim.verify import expose_all_tensors, run_onnxruntime
 # CI runs more random models than a local run; both are deterministic per seed.
 settings.register_profile("ci", max_examples=250, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=60, deadline=None)
-settings.load_profile("ci" if __import__("os").environ.get("CI") else "dev")
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def ort_session(proto: onnx.ModelProto) -> ort.InferenceSession:

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from exporters.errors import ModelError
 from exporters.requant import (MAX_SHIFT, MULTIPLIER_BITS, nonnegative_offset, quantize_multiplier,
