@@ -2,7 +2,7 @@
 
 A :class:`Grid` is the quantization metadata of one activation tensor — scale, zero
 point, bit width and signedness — travelling with the tensor from training to export,
-so nothing downstream re-derives it (see ``../shared/docs/integer-contract.md``).
+so nothing downstream re-derives it (see ``docs/integer-contract.md``).
 
 Design choices (written down here, next to the code that enforces them):
 

@@ -6,7 +6,7 @@ weights, int32 biases, per-channel requantization ``(M, n)`` — plus the real s
 they came from, for reporting and dequantization. The PyTorch toolchain produces it,
 the ONNX exporter writes it (and reads it back), the HLS generator consumes it.
 
-Layer set (``../shared/docs/integer-contract.md``): :class:`Input`, :class:`Conv`
+Layer set (``docs/integer-contract.md``): :class:`Input`, :class:`Conv`
 (any groups, depthwise included; stride, padding; dilation 1), :class:`Linear`,
 :class:`MaxPool`, :class:`AvgPool`, :class:`GlobalAvgPool`, :class:`Add` (residual),
 :class:`Flatten`. ReLU is fused into the requantization of the layer before it.

@@ -1,6 +1,6 @@
 """IntegerModel -> ONNX of standard ops that onnxruntime runs as is, exactly.
 
-Graph scheme (opset 21; every name below is stable and documented in docs/onnx-format.md):
+Graph scheme (opset 21; every name below is stable and documented in docs/integer-format.md):
 
 * graph input ``input``: float32 ``(N, *shape)``; ``QuantizeLinear`` (int8, zero point 0,
   half-to-even as the contract says for the host) then ``Clip`` to the narrow grid.

@@ -101,7 +101,3 @@ def header(guard: str, body: str, comment: str = "") -> str:
     guard = re.sub(r"[^A-Za-z0-9]", "_", guard).upper()
     top = "".join(f"// {line}".rstrip() + "\n" for line in comment.splitlines()) if comment else ""
     return f"{top}#ifndef {guard}\n#define {guard}\n\n{body.rstrip()}\n\n#endif\n"
-
-
-def comment_block(text: str, indent: str = "") -> str:
-    return "".join(f"{indent}// {line}".rstrip() + "\n" for line in text.splitlines())
