@@ -2,8 +2,10 @@
 
 :func:`run_csim` compiles the firmware and the testbench with g++ against the ``ap_types``
 headers shipped in the hls4ml wheel (the same Xilinx headers the vendor tools use; no vendor
-tool needed) and runs the testbench on ``tb_data/``. Build products go to ``<project>/csim/``;
-nothing is deleted, so a failing project stays there for inspection.
+tool needed) and runs the testbench on ``tb_data/``. Build products go to ``<project>/csim/``
+(the compiler's output to ``csim/build.log``, the testbench's to ``csim/csim.log``); nothing is
+deleted, so a failing project stays there for inspection, and a :class:`ToolError` names the
+log (``.log_path``).
 
 :func:`dry_run_tcl` runs ``build_prj.tcl`` under plain ``tclsh`` with every HLS command
 replaced by a stub that records it, and checks the sequence and that every file exists.
@@ -12,11 +14,15 @@ replaced by a stub that records it, and checks the sequence and that every file 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +34,9 @@ STEPS = ("csim_design", "csynth_design", "cosim_design", "export_design")
 _SUMMARY = re.compile(r"^FOLDLINE CSIM samples=(\d+) elements=(\d+) mismatches=(\d+)$", re.M)
 _FIRST = re.compile(r"^FOLDLINE FIRST_MISMATCH sample=(\d+) index=(\d+) got=(-?\d+) expected=(-?\d+)$", re.M)
 _STREAM_WARNING = re.compile(r"^WARNING: Hls::stream .*$", re.M)
+_NONZERO = re.compile(r"\bn_nonzero = (\d+);")
+BUILD_LOG = "build.log"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,13 @@ def _first_errors(text: str, limit: int = 6) -> str:
 def compile_testbench(project_dir, *, cxx: str = "g++", opt: str = "-O2", extra_flags=()) -> Path:
     """Compile the project's firmware and testbench (two g++ processes in parallel, then link);
     returns the executable ``<project>/csim/<top>_csim``. Skipped when the executable is newer
-    than every source and was built with the same command."""
+    than every source and was built with the same command.
+
+    Every command and its output go to ``<project>/csim/build.log`` (kept on success too); a
+    failure raises :class:`~hls_templates.errors.ToolError` quoting the first error lines and
+    naming that log (also as ``.log_path``). A line says before the build what is compiled and
+    after it how long it took (:func:`_progress`).
+    """
     project = Path(project_dir).resolve()
     top = _top_name(project)
     compiler = shutil.which(cxx)
@@ -114,20 +129,43 @@ def compile_testbench(project_dir, *, cxx: str = "g++", opt: str = "-O2", extra_
     signature = " ".join([compiler, *flags])
     if _up_to_date(exe, stamp, signature, [*project.joinpath("firmware").rglob("*"), project / sources[1]]):
         return exe
-    procs = [subprocess.Popen([compiler, *flags, "-c", s, "-o", o], cwd=project, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for s, o in zip(sources, objects)]
-    outputs = [p.communicate()[0] for p in procs]
-    for source, proc, out in zip(sources, procs, outputs):
-        log = build / f"{Path(source).stem}.log"
-        log.write_text(out)
-        if proc.returncode != 0:
-            raise ToolError(f"g++ failed on {source}: {_first_errors(out)} (full log: {log})")
-    link = subprocess.run([compiler, *objects, "-o", f"csim/{exe.name}"], cwd=project, capture_output=True,
-                          text=True)
-    if link.returncode != 0:
-        raise ToolError(f"linking the C simulation failed: {_first_errors(link.stdout + link.stderr)}")
+    log_path = build / BUILD_LOG
+    stamp.unlink(missing_ok=True)
+    _progress(f"compiling C simulation of {project} ({_weight_count(project):,} nonzero weights)...")
+    start = time.perf_counter()
+    compiles = [(f"g++ failed on {s}", [compiler, *flags, "-c", s, "-o", o]) for s, o in zip(sources, objects)]
+    procs = [subprocess.Popen(c, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _, c in compiles]
+    steps = [(what, c, p.communicate()[0], p.returncode) for (what, c), p in zip(compiles, procs)]
+    if all(code == 0 for *_, code in steps):
+        link = [compiler, *objects, "-o", f"csim/{exe.name}"]
+        run = subprocess.run(link, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        steps.append(("linking the C simulation failed", link, run.stdout, run.returncode))
+    log_path.write_text("".join(f"$ {shlex.join(c)}\n{out}[exit {code}]\n\n" for _, c, out, code in steps))
+    for what, _, out, code in steps:
+        if code != 0:
+            killed = f" (killed by signal {-code}: out of memory?)" if code < 0 else ""
+            raise ToolError(f"{what}{killed}: {_first_errors(out)} (full log: {log_path})", log_path=log_path)
     stamp.write_text(signature)
+    _progress(f"compiled in {time.perf_counter() - start:.1f} s")
     return exe
+
+
+def _weight_count(project: Path) -> int:
+    """The nonzero weights of every layer (``n_nonzero`` in ``parameters.h``): what g++ reads."""
+    params = project / "firmware" / "parameters.h"
+    text = params.read_text() if params.is_file() else ""
+    return sum(int(n) for n in _NONZERO.findall(text))
+
+
+def _progress(line: str) -> None:
+    """One plain progress line: through the ``hls_templates.csim`` logger (INFO) when the
+    application has configured logging, else on stderr, so a CLI that configures nothing still
+    tells a user reading its log file that a compile is under way."""
+    if _log.hasHandlers():
+        _log.info(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _up_to_date(exe: Path, stamp: Path, signature: str, inputs) -> bool:
@@ -153,10 +191,12 @@ def run_csim(project_dir, *, cxx: str = "g++", opt: str = "-O2", timeout: float 
     except subprocess.TimeoutExpired:
         raise ToolError(f"C simulation of {project} did not finish in {timeout:g} s") from None
     log = run.stdout + run.stderr
-    (project / "csim" / "csim.log").write_text(log)
+    log_path = project / "csim" / "csim.log"
+    log_path.write_text(log)
     summary = _SUMMARY.search(log)
     if summary is None or run.returncode not in (0, 1):
-        raise ToolError(f"C simulation of {project} failed (exit {run.returncode}): {_first_errors(log)}")
+        raise ToolError(f"C simulation of {project} failed (exit {run.returncode}): {_first_errors(log)}",
+                        log_path=log_path)
     samples, elements, mismatches = map(int, summary.groups())
     first = _FIRST.search(log)
     return CsimResult(samples, elements, mismatches, Mismatch(*map(int, first.groups())) if first else None,

@@ -22,4 +22,12 @@ class ProjectError(HlsError):
 
 
 class ToolError(HlsError):
-    """An external tool (g++, tclsh) is missing or failed; the message quotes its first errors."""
+    """An external tool (g++, tclsh) is missing or failed; the message quotes its first errors.
+
+    ``log_path``: the file holding the tool's full output, when one was kept (the message names
+    it too), so a caller can point the user at it or keep it.
+    """
+
+    def __init__(self, message: str, log_path=None) -> None:
+        super().__init__(message)
+        self.log_path = log_path

@@ -7,6 +7,10 @@ their fields mirror the ``CONFIG_T::`` members the kernels in ``cpp/foldline/`` 
 Zero weights: MAC layers list their nonzero weights only (:func:`sparse_table`) as
 ``(out, tap, weight)`` entries, so a pruned weight never becomes a multiplier, whatever the
 HLS tool's constant folding does.
+
+Every table is a plain constant array whose elements are ``foldline::table_element<T>::type``:
+the ap type ``T`` in synthesis, a built-in integer in C simulation, so g++ compiles a table as
+data in time linear in its length (``foldline_types.h``; docs/hls.md, "C simulation here").
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ class Table:
 
     def render(self) -> str:
         head = f"// {self.comment}\n" if self.comment else ""
-        return head + render_table(self.name, self.ctype, self.values)
+        return head + render_table(self.name, f"foldline::table_element<{self.ctype}>::type", self.values)
 
 
 @dataclass

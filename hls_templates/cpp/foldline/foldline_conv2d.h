@@ -25,8 +25,8 @@ struct conv2d_checks {
 template <class in_T, class out_T, class CONFIG_T>
 void conv2d_pixel(const in_T x[CONFIG_T::n_taps], out_T y[CONFIG_T::n_filt],
                   const typename CONFIG_T::nonzero_t w[CONFIG_T::n_table],
-                  const typename CONFIG_T::accum_t b[CONFIG_T::n_filt], const multiplier_t m[CONFIG_T::n_filt],
-                  const shift_t n[CONFIG_T::n_filt]) {
+                  const typename table_element<typename CONFIG_T::accum_t>::type b[CONFIG_T::n_filt],
+                  const multiplier_table_t m[CONFIG_T::n_filt], const shift_table_t n[CONFIG_T::n_filt]) {
     #pragma HLS INLINE
     typename CONFIG_T::accum_t acc[CONFIG_T::n_filt];
     #pragma HLS ARRAY_PARTITION variable=acc complete
@@ -43,8 +43,8 @@ ConvRequant:
 template <class data_T, class res_T, class CONFIG_T>
 void conv2d_stream(hls::stream<data_T> &in, hls::stream<res_T> &out,
                    const typename CONFIG_T::nonzero_t w[CONFIG_T::n_table],
-                   const typename CONFIG_T::accum_t b[CONFIG_T::n_filt], const multiplier_t m[CONFIG_T::n_filt],
-                   const shift_t n[CONFIG_T::n_filt]) {
+                   const typename table_element<typename CONFIG_T::accum_t>::type b[CONFIG_T::n_filt],
+                   const multiplier_table_t m[CONFIG_T::n_filt], const shift_table_t n[CONFIG_T::n_filt]) {
     typedef window_geometry<CONFIG_T> geometry;
     typedef typename data_T::value_type in_T;
     static_assert(conv2d_checks<CONFIG_T>::ok, "");
@@ -84,8 +84,8 @@ template <class data_T, class res_T, class CONFIG_T>
 void conv2d_array(const data_T in[CONFIG_T::in_height * CONFIG_T::in_width * CONFIG_T::n_chan],
                   res_T out[CONFIG_T::out_height * CONFIG_T::out_width * CONFIG_T::n_filt],
                   const typename CONFIG_T::nonzero_t w[CONFIG_T::n_table],
-                  const typename CONFIG_T::accum_t b[CONFIG_T::n_filt], const multiplier_t m[CONFIG_T::n_filt],
-                  const shift_t n[CONFIG_T::n_filt]) {
+                  const typename table_element<typename CONFIG_T::accum_t>::type b[CONFIG_T::n_filt],
+                  const multiplier_table_t m[CONFIG_T::n_filt], const shift_table_t n[CONFIG_T::n_filt]) {
     static_assert(conv2d_checks<CONFIG_T>::ok, "");
 ConvOutRows:
     for (unsigned oh = 0; oh < CONFIG_T::out_height; oh++) {

@@ -14,8 +14,8 @@ namespace foldline {
 template <class in_T, class out_T, class CONFIG_T>
 void linear_vector(const in_T x[CONFIG_T::n_taps], out_T y[CONFIG_T::n_out],
                    const typename CONFIG_T::nonzero_t w[CONFIG_T::n_table],
-                   const typename CONFIG_T::accum_t b[CONFIG_T::n_out], const multiplier_t m[CONFIG_T::n_out],
-                   const shift_t n[CONFIG_T::n_out]) {
+                   const typename table_element<typename CONFIG_T::accum_t>::type b[CONFIG_T::n_out],
+                   const multiplier_table_t m[CONFIG_T::n_out], const shift_table_t n[CONFIG_T::n_out]) {
     #pragma HLS INLINE
     static_assert(CONFIG_T::in_pixels * CONFIG_T::in_chan == CONFIG_T::n_taps, "n_taps = in_pixels * in_chan");
     typename CONFIG_T::accum_t acc[CONFIG_T::n_out];
@@ -32,8 +32,8 @@ LinearRequant:
 template <class data_T, class res_T, class CONFIG_T>
 void linear_array(const data_T in[CONFIG_T::n_taps], res_T out[CONFIG_T::n_out],
                   const typename CONFIG_T::nonzero_t w[CONFIG_T::n_table],
-                  const typename CONFIG_T::accum_t b[CONFIG_T::n_out], const multiplier_t m[CONFIG_T::n_out],
-                  const shift_t n[CONFIG_T::n_out]) {
+                  const typename table_element<typename CONFIG_T::accum_t>::type b[CONFIG_T::n_out],
+                  const multiplier_table_t m[CONFIG_T::n_out], const shift_table_t n[CONFIG_T::n_out]) {
     #pragma HLS PIPELINE II=CONFIG_T::reuse_factor
     linear_vector<data_T, res_T, CONFIG_T>(in, out, w, b, m, n);
 }
@@ -42,8 +42,8 @@ void linear_array(const data_T in[CONFIG_T::n_taps], res_T out[CONFIG_T::n_out],
 template <class data_T, class res_T, class CONFIG_T>
 void linear_stream(hls::stream<data_T> &in, hls::stream<res_T> &out,
                    const typename CONFIG_T::nonzero_t w[CONFIG_T::n_table],
-                   const typename CONFIG_T::accum_t b[CONFIG_T::n_out], const multiplier_t m[CONFIG_T::n_out],
-                   const shift_t n[CONFIG_T::n_out]) {
+                   const typename table_element<typename CONFIG_T::accum_t>::type b[CONFIG_T::n_out],
+                   const multiplier_table_t m[CONFIG_T::n_out], const shift_table_t n[CONFIG_T::n_out]) {
     typedef typename data_T::value_type in_T;
     static_assert(data_T::size == CONFIG_T::in_chan && res_T::size == CONFIG_T::n_out, "pixel widths");
     in_T x[CONFIG_T::n_taps];

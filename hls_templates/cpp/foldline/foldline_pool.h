@@ -29,7 +29,7 @@ MaxChannels:
 
 template <class in_T, class out_T, class CONFIG_T>
 void avg_window(const in_T x[window_geometry<CONFIG_T>::n_taps], out_T y[CONFIG_T::n_chan],
-                const multiplier_t m[CONFIG_T::n_chan], const shift_t n[CONFIG_T::n_chan]) {
+                const multiplier_table_t m[CONFIG_T::n_chan], const shift_table_t n[CONFIG_T::n_chan]) {
     #pragma HLS INLINE
     static_assert(CONFIG_T::acc_start == -CONFIG_T::in_zero * int(window_geometry<CONFIG_T>::n_window),
                   "acc_start must be -in_zero * window");
@@ -82,8 +82,8 @@ MaxRows:
 }
 
 template <class data_T, class res_T, class CONFIG_T>
-void avgpool_stream(hls::stream<data_T> &in, hls::stream<res_T> &out, const multiplier_t m[CONFIG_T::n_chan],
-                    const shift_t n[CONFIG_T::n_chan]) {
+void avgpool_stream(hls::stream<data_T> &in, hls::stream<res_T> &out, const multiplier_table_t m[CONFIG_T::n_chan],
+                    const shift_table_t n[CONFIG_T::n_chan]) {
     typedef window_geometry<CONFIG_T> geometry;
     typedef typename data_T::value_type in_T;
     static_assert(data_T::size == CONFIG_T::n_chan && res_T::size == CONFIG_T::n_chan, "pixel widths");
@@ -141,7 +141,7 @@ MaxOutRows:
 template <class data_T, class res_T, class CONFIG_T>
 void avgpool_array(const data_T in[CONFIG_T::in_height * CONFIG_T::in_width * CONFIG_T::n_chan],
                    res_T out[CONFIG_T::out_height * CONFIG_T::out_width * CONFIG_T::n_chan],
-                   const multiplier_t m[CONFIG_T::n_chan], const shift_t n[CONFIG_T::n_chan]) {
+                   const multiplier_table_t m[CONFIG_T::n_chan], const shift_table_t n[CONFIG_T::n_chan]) {
 AvgOutRows:
     for (unsigned oh = 0; oh < CONFIG_T::out_height; oh++) {
     AvgOutCols:
@@ -163,8 +163,8 @@ AvgOutRows:
 
 // GlobalAvgPool: (C, H, W) -> (C,), window H x W; streaming accumulates one pixel per cycle.
 template <class data_T, class res_T, class CONFIG_T>
-void global_avgpool_stream(hls::stream<data_T> &in, hls::stream<res_T> &out, const multiplier_t m[CONFIG_T::n_chan],
-                           const shift_t n[CONFIG_T::n_chan]) {
+void global_avgpool_stream(hls::stream<data_T> &in, hls::stream<res_T> &out,
+                           const multiplier_table_t m[CONFIG_T::n_chan], const shift_table_t n[CONFIG_T::n_chan]) {
     static_assert(data_T::size == CONFIG_T::n_chan && res_T::size == CONFIG_T::n_chan, "pixel widths");
     static_assert(CONFIG_T::acc_start == -CONFIG_T::in_zero * int(CONFIG_T::n_pixels), "acc_start = -in_zero * H * W");
     typename CONFIG_T::accum_t acc[CONFIG_T::n_chan];
@@ -194,7 +194,7 @@ GapRequant:
 
 template <class data_T, class res_T, class CONFIG_T>
 void global_avgpool_array(const data_T in[CONFIG_T::n_pixels * CONFIG_T::n_chan], res_T out[CONFIG_T::n_chan],
-                          const multiplier_t m[CONFIG_T::n_chan], const shift_t n[CONFIG_T::n_chan]) {
+                          const multiplier_table_t m[CONFIG_T::n_chan], const shift_table_t n[CONFIG_T::n_chan]) {
     #pragma HLS PIPELINE II=CONFIG_T::reuse_factor
     static_assert(CONFIG_T::acc_start == -CONFIG_T::in_zero * int(CONFIG_T::n_pixels), "acc_start = -in_zero * H * W");
 GapChannels:
