@@ -225,7 +225,8 @@ def to_onnx(model: im.IntegerModel, float_output: bool = True) -> onnx.ModelProt
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="foldline",
                               doc_string="Integer-folded network: integer weights, int32 biases, integer requantization")
     proto.ir_version = 10
-    helper.set_model_props(proto, {FORMAT_KEY: FORMAT, METADATA_KEY: json.dumps(layer_metadata(model))})
+    metadata = json.dumps(layer_metadata(model), allow_nan=False)  # strict JSON, like every file Foldline writes
+    helper.set_model_props(proto, {FORMAT_KEY: FORMAT, METADATA_KEY: metadata})
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

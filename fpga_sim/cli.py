@@ -1,7 +1,11 @@
 """``fpga-sim``: run a model through the simulator, or verify it against onnxruntime.
 
 Exit codes: 0 success, 1 verify found a divergence, 2 bad input (one line on
-stderr, no traceback; ``--debug`` re-raises instead).
+stderr, no traceback; ``--debug`` re-raises instead), 130 interrupted (Ctrl-C; 143 for
+SIGTERM), with nothing written.
+
+Float feeds follow :mod:`fpga_sim.inputs` (no NaN or infinity; float64 only when exactly
+float32), the same rule as ``fpga-hls --inputs``.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ import argparse
 import os
 import sys
 import zipfile
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from fpga_sim.errors import SimulatorError
+from exporters.errors import FoldlineError, run_cli
+from exporters.staging import staging_file
+from fpga_sim.inputs import float32_input, load_npz
 from fpga_sim.simulator import Simulator
 from fpga_sim.platform import cpu_has_vnni
 from fpga_sim.verify import (
@@ -27,36 +34,36 @@ from fpga_sim.verify import (
 )
 
 
-class CliError(Exception):
+class CliError(FoldlineError):
     """A user-facing failure outside the simulator (files, onnxruntime)."""
 
 
-def load_npz(path: str) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, by name; CliError if it is not one."""
-    if not os.path.isfile(path):
-        raise CliError(f"{path}: no such file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CliError(f"{path}: not a valid .npz file ({exc})") from exc
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise CliError(f"{path}: not an .npz archive (a single array)")
-    try:
-        with data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CliError(f"{path}: not a valid .npz file ({exc})") from exc
+def load_feeds(simulator: Simulator, path: str) -> dict[str, np.ndarray]:
+    """The arrays of ``path`` as feeds: those for a float32 graph input follow :mod:`fpga_sim.inputs`."""
+    floats = {i.name for i in simulator.get_inputs() if i.dtype == np.float32}
+    return {name: float32_input(array, f"{path}: array {name!r}") if name in floats else array
+            for name, array in load_npz(path).items()}
 
 
 def save_npz(path: str, arrays: Mapping[str, np.ndarray], force: bool) -> None:
-    """Write ``arrays`` as an .npz (names kept verbatim); refuses to overwrite unless forced."""
+    """Write ``arrays`` as an .npz (names kept verbatim); refuses to overwrite unless forced.
+
+    Written to a staging file beside ``path`` first (:mod:`exporters.staging`), so an
+    interrupted run leaves neither a partial ``path`` nor a temporary file.
+    """
+    target = Path(path)
+    if target.exists() and not force:
+        raise CliError(f"{path} exists; use --force to overwrite it")
     try:
-        with open(path, "wb" if force else "xb") as handle, zipfile.ZipFile(handle, "w") as archive:
-            for name, array in arrays.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-    except FileExistsError as exc:
-        raise CliError(f"{path} exists; use --force to overwrite it") from exc
+        staged = staging_file(target, suffix=".npz")
+        try:
+            with open(staged, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
+                for name, array in arrays.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            os.replace(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
@@ -65,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     if os.path.exists(args.out) and not args.force:
         raise CliError(f"{args.out} exists; use --force to overwrite it")
     simulator = Simulator(args.model)
-    feeds = load_npz(args.inputs)
+    feeds = load_feeds(simulator, args.inputs)
     names = [o.name for o in simulator.get_outputs()]
     outputs = dict(zip(names, simulator.run(names, feeds)))
     save_npz(args.out, outputs, args.force)
@@ -88,7 +95,7 @@ def _onnxruntime(model, feeds: Mapping[str, np.ndarray] | None = None) -> dict[s
 
 def _verify(args: argparse.Namespace) -> int:
     simulator = Simulator(args.model)
-    feeds = load_npz(args.inputs)
+    feeds = load_feeds(simulator, args.inputs)
     traced = simulator.trace(feeds)
     model = simulator.graph.model
     known = {**simulator.graph.initializers, **feeds, **traced}
@@ -129,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fpga-sim",
         description="Bit-accurate integer reference simulator for Foldline ONNX graphs.",
-        epilog="Exit codes: 0 success, 1 verify found a divergence, 2 bad input.",
+        epilog="Exit codes: 0 success, 1 verify found a divergence, 2 bad input, 130 interrupted.",
     )
     parser.add_argument("--debug", action="store_true", help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -155,15 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fpga-sim`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
         return args.handler(args)
-    except (SimulatorError, CliError) as exc:
-        if args.debug:
-            raise
-        message = " ".join(str(exc).split())
-        print(f"fpga-sim: error: {message}", file=sys.stderr)
-        return 2
+
+    return run_cli("fpga-sim", body, debug="--debug" in argv)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 """Exceptions raised by the simulator.
 
 Every error the simulator raises on purpose derives from :class:`SimulatorError`,
-so callers (the CLI in particular) can catch one class and print one line.
+so callers (the CLI in particular) can catch one class and print one line. It is a
+:class:`~exporters.errors.FoldlineError`: every Foldline CLI that runs the simulator
+(export-fpga, fpga-hls) reports its errors as one line with exit code 2, like its own.
+``exporters.errors`` imports nothing of Foldline, so the simulator stays independent
+of the toolchain.
 """
 
 from __future__ import annotations
 
+from exporters.errors import FoldlineError
 
-class SimulatorError(Exception):
+
+class SimulatorError(FoldlineError):
     """Base class of every error raised on purpose by ``fpga_sim``."""
 
 

@@ -1,13 +1,18 @@
 """``fpga-hls``: Foldline ONNX file -> HLS project (and optionally its C simulation).
 
     fpga-hls MODEL.onnx -o DIR [--part P] [--clock-ns T] [--architecture auto|dataflow|parallel]
-             [--reuse-factor R] [--inputs X.npz] [--samples N] [--seed S] [--csim] [--force]
+             [--reuse-factor R] [--inputs X.npz] [--samples N] [--seed S] [--csim] [--force] [--debug]
 
-Test vectors: the float inputs of ``--inputs`` (an .npz holding one array, or an array named
+Test vectors: the inputs of ``--inputs`` (an .npz holding one array, or an array named
 ``input``), else ``--samples`` random inputs (default 8) from
 ``exporters.examples.random_inputs(numpy.random.default_rng(--seed))`` (seed 0); golden outputs
-come from the simulator on MODEL.onnx itself. Errors print one line, ``fpga-hls: error: ...``,
-and exit 2; a C simulation with mismatches exits 1 and keeps the project.
+come from the simulator on MODEL.onnx itself. Float inputs follow :mod:`fpga_sim.inputs`, the
+rule ``fpga-sim`` applies too (no NaN or infinity; float64 only when every value is exactly a
+float32); integer inputs are taken as already quantized.
+
+Exit codes: 0 success; 1 the C simulation differs from the simulator (the project is kept);
+2 bad input or a failing tool (one line, ``fpga-hls: error: ...``; ``--debug`` shows the
+traceback instead); 130 interrupted (Ctrl-C; 143 SIGTERM), no partial project left.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.errors import FoldlineError
+from exporters.errors import FoldlineError, run_cli
 from exporters.examples import random_inputs
 from exporters.onnx_import import load_integer_model
+from fpga_sim.inputs import float32_input, load_npz
 from hls_templates.config import ARCHITECTURES, HlsConfig
 from hls_templates.csim import run_csim
 from hls_templates.errors import ProjectError
@@ -35,8 +41,8 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-class _UsageError(Exception):
-    pass
+class _UsageError(FoldlineError):
+    """A bad command line (argparse's message, as one line)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,22 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random test samples (default 0)")
     p.add_argument("--csim", action="store_true", help="compile and run the C simulation with g++")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--debug", action="store_true", help="show the full traceback instead of a one-line error")
     return p
 
 
 def _load_inputs(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise ProjectError(f"{path}: no such file")
-    try:
-        with np.load(path) as data:
-            names = list(data.files)
-            if "input" in names:
-                return data["input"]
-            if len(names) == 1:
-                return data[names[0]]
-    except (OSError, ValueError) as exc:
-        raise ProjectError(f"{path}: not a readable .npz file ({exc})") from None
-    raise ProjectError(f"{path}: expected one array or an array named 'input', found {names}")
+    """The test inputs of ``path``: its array ``input``, or its only array (floats checked by
+    :func:`fpga_sim.inputs.float32_input`)."""
+    arrays = load_npz(str(path))
+    name = "input" if "input" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
+    if name is None:
+        raise ProjectError(f"{path}: expected one array or an array named 'input', found "
+                           f"{', '.join(arrays) if arrays else 'no arrays (an empty .npz)'}")
+    return float32_input(arrays[name], f"{path}: array {name!r}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,11 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return run(build_parser().parse_args(argv))
-    except (FoldlineError, _UsageError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_cli(PROG, lambda: run(build_parser().parse_args(argv)), debug="--debug" in argv)
 
 
 if __name__ == "__main__":

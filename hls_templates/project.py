@@ -12,13 +12,13 @@ never leaves half a project behind.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from exporters import integer_model as im
+from exporters.staging import staging_dir
 from hls_templates import render
 from hls_templates.config import HlsConfig, part_family
 from hls_templates.errors import ProjectError
@@ -116,8 +116,7 @@ def write_project(model: im.IntegerModel, out_dir, config: HlsConfig | None = No
     design = plan(model, config)
     vectors = _vectors(model, inputs, golden)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = staging_dir(out_dir)  # umask permissions; what a killed run left is removed
     try:
         _write_files(staging, design, config, vectors)
         if out_dir.exists():

@@ -88,7 +88,7 @@ class MaskLog:
     def __init__(self, groups):
         self.groups, self.rows = groups, []
 
-    def on_step_end(self, phase, step, loss):
+    def on_step_end(self, phase, step, loss, accuracy):
         self.rows.append((step, [int(g.mask.sum()) for g in self.groups]))
 
 

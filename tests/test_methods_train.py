@@ -6,8 +6,9 @@ import torch
 
 import toolchain
 from toolchain.data import synthetic
-from toolchain.train import (Callbacks, ProgressBars, Trainer, batches, configure_threads, evaluate,
-                             evaluate_integer, seed_everything)
+from toolchain.progress import Progress
+from toolchain.train import (Callbacks, Trainer, batches, configure_threads, evaluate, evaluate_integer,
+                             seed_everything)
 
 DATA = synthetic(80, shape=(1, 8, 8), seed=0)
 
@@ -48,14 +49,25 @@ def test_training_reduces_the_loss_and_an_extra_loss_is_added():
     assert big.train_steps(2) > 100.0
 
 
-def test_progress_bars_stay_quiet_off_a_terminal_or_when_asked():
-    for quiet in (False, True):
-        buf = io.StringIO()                       # not a TTY
-        bars = ProgressBars(quiet=quiet, file=buf)
-        model = toolchain.build("mlp", input_shape=(1, 8, 8), hidden=(8,))
-        Trainer(model, DATA, batch_size=16, callbacks=[bars]).train_steps(3)
-        bars.on_event("prune", "something")
-        assert buf.getvalue() == ""
+def test_progress_is_silent_when_asked_and_plain_lines_off_a_terminal():
+    quiet = io.StringIO()
+    progress = Progress(quiet=True, file=quiet)
+    model = toolchain.build("mlp", input_shape=(1, 8, 8), hidden=(8,))
+    Trainer(model, DATA, batch_size=16, callbacks=[progress]).train_steps(3)
+    progress.on_event("prune", "something")
+    assert quiet.getvalue() == ""
+
+    log = io.StringIO()                           # not a TTY: plain lines, no bar
+    progress = Progress(file=log)
+    Trainer(model, DATA, batch_size=16, callbacks=[progress]).train_steps(20, "finetune")
+    progress.on_event("prune", "something")
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "finetune: 20 steps" and lines[-1] == "prune: something"
+    assert lines[-2].startswith("finetune: done in ") and "loss " in lines[-2]
+    steps = [line for line in lines if "/20 steps" in line]
+    assert [line.split()[1] for line in steps] == [f"{k}/20" for k in range(2, 20, 2)]  # every 10 %
+    assert all("loss " in line and "batch accuracy " in line for line in steps)
+    assert "\r" not in log.getvalue()              # no bar redraws in a log file
 
 
 def test_callbacks_fan_out_and_skip_missing_hooks():
@@ -66,7 +78,7 @@ def test_callbacks_fan_out_and_skip_missing_hooks():
             calls.append((phase, message))
 
     cb = Callbacks([OnlyEvents(), object()])
-    cb.on_step_end("train", 1, 0.5)
+    cb.on_step_end("train", 1, 0.5, 0.25)
     cb.on_event("prune", "x")
     assert calls == [("prune", "x")]
 

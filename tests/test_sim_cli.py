@@ -190,3 +190,41 @@ def test_console_entry_point_in_a_subprocess(files):
     helped = subprocess.run([sys.executable, "-m", "fpga_sim.cli", "--help"], capture_output=True, text=True,
                             check=True)
     assert "usage: fpga-sim" in helped.stdout and "verify" in helped.stdout
+
+
+# -- issue 7: one error family, non-finite inputs, interruptions ---------------------------------
+
+
+def test_simulator_errors_are_foldline_errors():
+    from exporters.errors import FoldlineError
+
+    assert issubclass(SimulatorError, FoldlineError)
+
+
+@pytest.mark.parametrize("command", ["run", "verify"])
+def test_nan_input_names_the_file_and_array(tmp_path, capsys, command):
+    _, model_path, inputs = cnn_files(tmp_path)
+    with np.load(inputs) as data:
+        image = data["image"].copy()
+    image[1, 0, 3, 4] = np.nan
+    bad = tmp_path / "nan.npz"
+    np.savez(bad, image=image)
+    extra = ["--out", str(tmp_path / "o.npz")] if command == "run" else []
+    assert main([command, str(model_path), "--inputs", str(bad), *extra]) == 2
+    line = one_error_line(capsys.readouterr())
+    assert "nan.npz: array 'image' holds NaN at index (1, 0, 3, 4)" in line
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_ctrl_c_prints_interrupted_and_leaves_no_partial_output(files, capsys, monkeypatch):
+    model_path, inputs, tmp = files
+
+    def interrupted(member, array, allow_pickle):
+        member.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted)
+    before = set(tmp.iterdir())
+    assert main(["run", str(model_path), "--inputs", str(inputs), "--out", str(tmp / "y.npz")]) == 130
+    assert capsys.readouterr().err.strip() == "fpga-sim: interrupted"
+    assert set(tmp.iterdir()) == before

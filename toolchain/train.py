@@ -2,8 +2,9 @@
 
 A :class:`Trainer` owns the optimizer and an endless, seeded stream of shuffled
 mini-batches, so a method can train for a number of *steps* (seed 004 counts pruning
-in steps) or *epochs* and be called back after every step. Progress bars (tqdm, on
-stderr) appear only when stderr is a terminal and ``quiet`` is false.
+in steps) or *epochs* and be called back after every step with the step's loss and batch
+accuracy; :class:`toolchain.progress.Progress` turns those calls into bars on a terminal
+and plain lines in a log file.
 
 Determinism: :func:`seed_everything` seeds Python, NumPy and torch; the batch order
 comes from the trainer's own ``torch.Generator`` seeded with ``seed``, so two runs
@@ -26,14 +27,12 @@ from __future__ import annotations
 import math
 import os
 import random
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from toolchain.data import Dataset
 
@@ -59,16 +58,11 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def show_progress(quiet: bool) -> bool:
-    """Progress bars are drawn only on a terminal and only when not ``quiet``."""
-    return not quiet and sys.stderr.isatty()
-
-
 class Callback(Protocol):
     """What a method reports while it runs. Every hook is optional (see :class:`Callbacks`)."""
 
     def on_phase_start(self, phase: str, total_steps: int) -> None: ...
-    def on_step_end(self, phase: str, step: int, loss: float) -> None: ...
+    def on_step_end(self, phase: str, step: int, loss: float, accuracy: float) -> None: ...
     def on_phase_end(self, phase: str, metrics: dict) -> None: ...
     def on_event(self, phase: str, message: str) -> None: ...
 
@@ -94,53 +88,14 @@ class Callbacks:
     def on_phase_start(self, phase: str, total_steps: int) -> None:
         self._call("on_phase_start", phase, total_steps)
 
-    def on_step_end(self, phase: str, step: int, loss: float) -> None:
-        self._call("on_step_end", phase, step, loss)
+    def on_step_end(self, phase: str, step: int, loss: float, accuracy: float) -> None:
+        self._call("on_step_end", phase, step, loss, accuracy)
 
     def on_phase_end(self, phase: str, metrics: dict) -> None:
         self._call("on_phase_end", phase, metrics)
 
     def on_event(self, phase: str, message: str) -> None:
         self._call("on_event", phase, message)
-
-
-class ProgressBars:
-    """A tqdm bar per phase; events and phase metrics are written above the bars."""
-
-    def __init__(self, quiet: bool = False, file=None):
-        self.enabled = show_progress(quiet)
-        self.file = file or sys.stderr
-        self._bar: tqdm | None = None
-
-    def on_phase_start(self, phase: str, total_steps: int) -> None:
-        self._close()
-        if self.enabled:
-            self._bar = tqdm(total=total_steps, desc=phase, unit="step", file=self.file,
-                             leave=False, dynamic_ncols=True)
-
-    def on_step_end(self, phase: str, step: int, loss: float) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-
-    def on_phase_end(self, phase: str, metrics: dict) -> None:
-        self._close()
-        if self.enabled and metrics:
-            shown = ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
-            tqdm.write(f"{phase}: {shown}", file=self.file)
-
-    def on_event(self, phase: str, message: str) -> None:
-        if self.enabled:
-            tqdm.write(f"{phase}: {message}", file=self.file)
-
-    def _close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def batches(data: Dataset, batch_size: int, generator: torch.Generator | None = None
@@ -245,7 +200,8 @@ class Trainer:
         total = 0.0
         for _ in range(steps):
             x, y = next(self._stream)
-            loss = nn.functional.cross_entropy(self.model(x), y)
+            logits = self.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
             term = extra(self.model) if extra is not None else None
             if term is not None:
                 loss = loss + term
@@ -258,7 +214,8 @@ class Trainer:
             for hook in on_step:
                 hook(self)
             if report:
-                self.callbacks.on_step_end(phase, self.step, value)
+                accuracy = float((logits.detach().argmax(1) == y).float().mean())
+                self.callbacks.on_step_end(phase, self.step, value, accuracy)
         mean = total / max(steps, 1)
         if report:
             self.callbacks.on_phase_end(phase, {"loss": mean})
