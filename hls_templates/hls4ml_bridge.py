@@ -79,6 +79,19 @@ class Hls4mlUnsupportedError(ModelError):
     """The model cannot be represented exactly by hls4ml; the message names the layer and why."""
 
 
+POWER_OF_TWO_HINT = ("the hls4ml backend is exact only for power-of-two scales with zero points 0; get such a "
+                     "model with fpga-compress --power-of-two (training) or export-fpga --power-of-two "
+                     "(post-training quantization of a .pt2), or use --hls templates, which takes any scale")
+
+
+class NotPowerOfTwoError(Hls4mlUnsupportedError):
+    """A scale, zero point or multiplier outside hls4ml's power-of-two arithmetic: a restriction of
+    this backend, not of the model; the message says how to get a power-of-two model."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; {POWER_OF_TWO_HINT}")
+
+
 # -- exactness check -----------------------------------------------------------------------
 
 def _log2_exact(value: float) -> int | None:
@@ -93,7 +106,7 @@ def _power_of_two_multipliers(layer: str, multiplier: np.ndarray, shift: np.ndar
     bad = np.flatnonzero((m & (m - 1)) != 0)
     if bad.size:
         c = int(bad[0])
-        raise Hls4mlUnsupportedError(
+        raise NotPowerOfTwoError(
             f"layer '{layer}': requantization multiplier M[{c}] = {int(m[c])} is not a power of two, "
             "so hls4ml's ap_fixed cast cannot reproduce (acc * M) >> n")
     log2_m = np.array([int(v).bit_length() - 1 for v in m], dtype=np.int64)
@@ -103,16 +116,16 @@ def _power_of_two_multipliers(layer: str, multiplier: np.ndarray, shift: np.ndar
 def _grid_exponent(where: str, grid: Grid) -> int:
     e = _log2_exact(grid.scale)
     if e is None:
-        raise Hls4mlUnsupportedError(f"{where}: scale {grid.scale!r} is not a power of two")
+        raise NotPowerOfTwoError(f"{where}: scale {grid.scale!r} is not a power of two")
     if grid.zero_point != 0:
-        raise Hls4mlUnsupportedError(f"{where}: zero point {grid.zero_point} is not 0")
+        raise NotPowerOfTwoError(f"{where}: zero point {grid.zero_point} is not 0")
     return e
 
 
 def _check_ratio(layer: str, k: int, want: float, what: str) -> None:
     if 2.0 ** k != want:
-        raise Hls4mlUnsupportedError(
-            f"layer '{layer}': multiplier 2^{k} differs from {what} = {want!r}; hls4ml has no multiplier "
+        raise NotPowerOfTwoError(
+            f"layer '{layer}': multiplier 2^{k} differs from {what} = {want!r}, and hls4ml has no multiplier "
             "of its own for this layer")
 
 
@@ -179,7 +192,7 @@ def _mac_step(model: im.IntegerModel, layer: im.MacLayer, ex: int, ey: int) -> S
             "hls4ml's PyTorch converter")
     for c, s in enumerate(layer.weight_scale):
         if _log2_exact(s) is None:
-            raise Hls4mlUnsupportedError(
+            raise NotPowerOfTwoError(
                 f"layer '{layer.name}': weight scale [{c}] = {float(s)!r} is not a power of two")
     k = _power_of_two_multipliers(layer.name, layer.requant.multiplier, layer.requant.shift)
     f = k + ey - ex  # weight exponent per output channel

@@ -1,5 +1,9 @@
 """fpga-compress end to end on synthetic data, and its error handling."""
 
+import json
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +11,7 @@ import torch
 import toolchain
 from toolchain.compress_cli import main
 from toolchain.data import load_dataset
-from toolchain.pruning import channel_groups
+from toolchain.pruning import channel_groups, count_parameters
 
 FAST = ["--data", "synthetic", "--limit", "120", "--epochs", "0.5", "--batch-size", "32", "--quiet"]
 
@@ -113,3 +117,75 @@ def test_help_is_readable_with_examples(capsys):
     assert "examples:" in out and "fpga-compress --method layerwise" in out
     for name in ("layerwise", "stepwise", "one-shot", "iterative-magnitude"):
         assert name in out
+
+
+# -- issue 7: bad widths, progress in a log, parameter names, interruptions, permissions -----------
+
+@pytest.mark.parametrize("width", ["0", "-1", "nan", "inf"])
+def test_a_width_that_is_not_a_positive_number_is_refused(tmp_path, capsys, width):
+    out = tmp_path / "m.pt"
+    code, _, err = _run(capsys, "--method", "layerwise", "--width", width, "-o", str(out), *FAST)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == (f"fpga-compress: error: argument --width: must be a positive number, "
+                                            f"got {width}")
+    assert not out.exists()
+
+
+def test_progress_lines_off_a_terminal_and_both_parameter_counts(tmp_path, capsys):
+    from toolchain.export_cli import main as export_main
+
+    out = tmp_path / "model.pt"
+    not_quiet = [a for a in FAST if a != "--quiet"]
+    code, stdout, err = _run(capsys, "--method", "one-shot", "-o", str(out), "--option", "steps_per_group=2",
+                             *not_quiet)
+    assert code == 0, err
+    lines = err.splitlines()                                 # capsys: stderr is no terminal
+    assert "pretrain: 2 steps" in lines and "finetune: 2 steps" in lines
+    assert any(line.startswith("pretrain: done in ") and "loss " in line for line in lines)
+    assert any(line.startswith("evaluating on ") and " done in " in line for line in lines)
+    assert "\r" not in err                                   # no bar redraws in a log file
+
+    meta = toolchain.load_metadata(out)["summary"]
+    assert meta["parameters"] == count_parameters(toolchain.load(out))
+    assert export_main([str(out), "-o", str(tmp_path / "exported"), "--hls", "none", "--quiet",
+                        "--calibration", str(_calibration(tmp_path))]) == 0
+    report = json.loads((tmp_path / "exported" / "report.json").read_text())
+    assert meta["integer_parameters"] == report["totals"]["params"] < meta["parameters"]  # BN folded away
+    assert (f"-> {meta['parameters']:,} trainable (incl. batch-norm scales and shifts); "
+            f"{meta['integer_parameters']:,} integer after export (weights + folded biases)") in stdout
+
+
+def _calibration(tmp_path):
+    path = tmp_path / "cal.npz"
+    np.savez(path, x=load_dataset("synthetic", "test", limit=8).x.numpy())
+    return path
+
+
+def test_quiet_prints_no_progress(tmp_path, capsys):
+    code, _, err = _run(capsys, "--method", "one-shot", "-o", str(tmp_path / "m.pt"),
+                        "--option", "steps_per_group=2", *FAST)
+    assert code == 0 and err == ""
+
+
+def test_ctrl_c_leaves_no_checkpoint_and_no_temporary(tmp_path, capsys, monkeypatch):
+    def interrupted(model, path, metadata=None):
+        path.write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(toolchain, "save", interrupted)
+    code, _, err = _run(capsys, "--method", "one-shot", "-o", str(tmp_path / "m.pt"),
+                        "--option", "steps_per_group=2", *FAST)
+    assert code == 130 and err.strip() == "fpga-compress: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_checkpoint_honours_the_umask(tmp_path, capsys):
+    previous = os.umask(0o027)
+    try:
+        code, _, err = _run(capsys, "--method", "one-shot", "-o", str(tmp_path / "m.pt"),
+                            "--option", "steps_per_group=2", *FAST)
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "m.pt").stat().st_mode) == 0o640

@@ -1,6 +1,12 @@
 """export-fpga end to end on a small CNN: report contents, verification, and bad input."""
 
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +118,201 @@ def test_report_bops_match_the_compress_summary(checkpoint):
     model = remove_channels(toolchain.load(checkpoint))
     rows = stats.layer_stats(toolchain.to_integer_model(model))
     assert stats.totals(rows)["bops"] == costs.bops(model)
+
+
+# -- bad inputs that used to escape as tracebacks or wrong answers (issue 7) -------------------
+
+def _one_error_line(err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("export-fpga: error: "), err
+    assert "Traceback" not in err and all(w in lines[0] for w in words), (words, err)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_calibration_is_one_line_naming_file_and_array(tmp_path, checkpoint, capsys, bad):
+    x = np.random.default_rng(0).random((6, *SHAPE), dtype=np.float32)
+    x[4, 0, 2, 3] = bad
+    path = tmp_path / "cal.npz"
+    np.savez(path, x=x)
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(path), "--hls", "none"]) == 2
+    _one_error_line(capsys.readouterr().err, "cal.npz", "'x'", "(4, 0, 2, 3)")
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
+@pytest.mark.parametrize("samples", ["0", "-5"])
+def test_samples_below_one_is_refused(tmp_path, checkpoint, calibration, capsys, samples):
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--samples", samples,
+                 "--hls", "none"]) == 2
+    _one_error_line(capsys.readouterr().err, "--samples", samples)
+    assert not out.exists()
+
+
+def test_an_empty_calibration_set_is_refused(tmp_path, checkpoint, capsys):
+    path = tmp_path / "empty.npz"
+    np.savez(path, x=np.zeros((0, *SHAPE), np.float32))
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(path), "--hls", "none"]) == 2
+    _one_error_line(capsys.readouterr().err, "empty.npz", "no samples")
+    assert not out.exists()
+
+
+def test_samples_limits_the_calibration_set_and_report_is_strict_json(tmp_path, checkpoint, calibration):
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--samples", "5",
+                 "--hls", "none", "--quiet"]) == 0
+
+    def no_constants(name):  # NaN, Infinity, -Infinity: not JSON
+        raise AssertionError(f"report.json holds {name}")
+
+    report = json.loads((out / "report.json").read_text(), parse_constant=no_constants)
+    assert {v["samples"] for v in report["verification"].values()} == {5}
+
+
+def _other_files(tmp_path):
+    from exporters import examples
+    from exporters.onnx_export import export_onnx
+
+    onnx_as_pt = tmp_path / "onnx.pt"
+    export_onnx(examples.mlp(np.random.default_rng(1), features=(4, 3)), onnx_as_pt)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(np.random.default_rng(2).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    noise.write_bytes(b"\x13" + noise.read_bytes()[1:])  # not a pickle's 0x80 by chance
+    return onnx_as_pt, noise
+
+
+def test_foreign_files_as_model_pt_say_what_they_are(tmp_path, calibration, capsys):
+    import pickle
+    import warnings
+
+    onnx_as_pt, noise = _other_files(tmp_path)
+    plain_pickle = tmp_path / "objects.pt"
+    plain_pickle.write_bytes(pickle.dumps({"net": Path}, protocol=4))   # references a class: code
+    expected = {onnx_as_pt: ("an ONNX file", "fpga-sim / fpga-hls"), noise: ("not a PyTorch file",),
+                plain_pickle: ("code execution",)}
+    for path, words in expected.items():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            code = main([str(path), "-o", str(tmp_path / "out"), "--calibration", str(calibration), "--hls", "none"])
+        assert code == 2
+        err = capsys.readouterr().err
+        _one_error_line(err, path.name, *words)
+        assert not [w for w in seen if "pickle protocol" in str(w.message)]  # torch's 3-line warning silenced
+        assert ("code execution" in err) == (path is plain_pickle)
+    assert not (tmp_path / "out").exists()
+
+
+# -- interruptions, debris, permissions -----------------------------------------------------------
+
+def test_ctrl_c_prints_interrupted_exits_130_and_leaves_nothing(tmp_path, checkpoint, calibration, capsys,
+                                                                 monkeypatch):
+    import toolchain.export_pipeline as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "check_onnxruntime", interrupted)
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--hls", "none"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "export-fpga: interrupted" and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+SLOW_EXPORT = """
+import sys, time
+import toolchain.export_pipeline as pipeline
+from toolchain.export_cli import main
+def stalled(*args, **kwargs):
+    print("stalled", flush=True)
+    time.sleep(120)
+pipeline.check_onnxruntime = stalled
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_mid_export_exits_cleanly_and_leaves_no_staging_folder(tmp_path, checkpoint, calibration,
+                                                                        signum):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_EXPORT, str(checkpoint), "-o", str(out), "--calibration",
+                             str(calibration), "--hls", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "stalled"  # inside the export, staging folder written
+    assert [p.name.startswith(".out.staging-") for p in tmp_path.iterdir()] == [True]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum
+    assert err.strip().splitlines()[-1] == "export-fpga: interrupted" and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_folders_of_dead_runs_are_removed_live_ones_kept(tmp_path, checkpoint, calibration):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f".out.staging-{gone.pid}-abcd1234"
+    (dead / "hls").mkdir(parents=True)
+    (dead / "model.onnx").write_bytes(b"half")
+    alive = tmp_path / f".out.staging-{os.getppid()}-efgh5678"  # pytest's parent process runs
+    alive.mkdir()
+    unrelated = tmp_path / ".outer.staging-1-x"
+    unrelated.mkdir()
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--hls", "none",
+                 "--quiet"]) == 0
+    assert not dead.exists() and alive.is_dir() and unrelated.is_dir() and (out / "report.json").is_file()
+
+
+def test_outputs_honour_the_umask(tmp_path, checkpoint, calibration):
+    previous = os.umask(0o027)
+    try:
+        out = tmp_path / "out"
+        assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--quiet"]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    assert stat.S_IMODE((out / "hls").stat().st_mode) == 0o750
+    assert stat.S_IMODE((out / "report.json").stat().st_mode) == 0o640
+
+
+# -- progress, parameter names, a C simulation that cannot build ---------------------------------
+
+def test_phase_lines_on_stderr_unless_quiet(tmp_path, checkpoint, calibration, capsys):
+    assert main([str(checkpoint), "-o", str(tmp_path / "a"), "--calibration", str(calibration),
+                 "--hls", "none"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    for phase in ("exporting ONNX", "verifying 24 samples", "accuracy, estimate and report"):
+        assert f"export-fpga: {phase}" in captured.err
+        assert any(line.startswith(f"export-fpga: {phase}") and ": done in " in line for line in lines)
+    assert "parameters: " in captured.out and "integer (weights + folded biases" in captured.out
+    assert main([str(checkpoint), "-o", str(tmp_path / "b"), "--calibration", str(calibration),
+                 "--hls", "none", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_c_simulation_that_fails_to_build_keeps_the_output_and_exits_3(tmp_path, checkpoint, calibration,
+                                                                         capsys, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "g++"
+    fake.write_text("#!/bin/sh\necho 'firmware/foldline_top.cpp:1: internal compiler error: Segmentation fault' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration)]) == 3
+    captured = capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    csim = report["verification"]["csim"]
+    assert csim["mismatches"] is None and "internal compiler error" in csim["error"]
+    log = Path(csim["log"])
+    assert log.is_file() and out.resolve() in log.resolve().parents and "internal compiler error" in log.read_text()
+    assert "staging" not in csim["error"] + csim["log"]
+    for name in ("torch_integer", "onnxruntime"):
+        assert report["verification"][name]["mismatches"] == 0
+    assert (out / "model.onnx").is_file() and (out / "hls" / "build_prj.tcl").is_file()
+    assert "verify csim vs simulator: could not run: " in captured.out and str(log) in captured.out
+    assert "csim could not run" in captured.err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -8,8 +8,8 @@ from exporters import integer_model as im
 from exporters.grid import Grid
 from exporters.onnx_export import to_onnx
 from fpga_sim import Simulator
-from hls_templates.hls4ml_bridge import (Hls4mlUnsupportedError, check_hls4ml_exact, power_of_two_copy,
-                                         write_hls4ml_project)
+from hls_templates.hls4ml_bridge import (Hls4mlUnsupportedError, NotPowerOfTwoError, check_hls4ml_exact,
+                                         power_of_two_copy, write_hls4ml_project)
 
 pytest.importorskip("hls4ml")
 
@@ -56,7 +56,8 @@ def test_hls4ml_predict_equals_the_simulator(tmp_path, build):
 
 def test_non_power_of_two_scales_are_refused_before_conversion(tmp_path):
     model = examples.mlp(np.random.default_rng(22))  # scales like 0.073
-    with pytest.raises(Hls4mlUnsupportedError, match=r"^input 'input_q': scale .* is not a power of two$"):
+    hint = r"; the hls4ml backend is exact only for power-of-two .*--power-of-two"
+    with pytest.raises(NotPowerOfTwoError, match=r"^input 'input_q': scale .* is not a power of two" + hint):
         write_hls4ml_project(model, tmp_path / "prj")
     assert not (tmp_path / "prj").exists()
 
@@ -85,5 +86,5 @@ def test_each_inexact_feature_is_named():
     g = zero.layer("fc1").requant.out
     zero.layer("fc1").requant.out = Grid(g.scale, 3, g.bits, g.signed)
     zero.validate()
-    with pytest.raises(Hls4mlUnsupportedError, match=r"^layer 'fc1' output grid: zero point 3 is not 0$"):
+    with pytest.raises(NotPowerOfTwoError, match=r"^layer 'fc1' output grid: zero point 3 is not 0; "):
         check_hls4ml_exact(zero)

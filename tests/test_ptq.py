@@ -99,7 +99,10 @@ def test_pt2_exports_bit_exact_and_close_to_float(cls, tmp_path, calibration, ca
     for name in ("torch_integer", "onnxruntime"):
         v = report["verification"][name]
         assert v["samples"] == 40 and v["mismatches"] == 0 and v["elements"] > 0
-    assert "float vs quantized top-1 agreement" in capsys.readouterr().out
+    assert "float program vs fake-quant top-1 agreement" in capsys.readouterr().out
+    accuracy = report["accuracy"]
+    assert accuracy["samples"] == 40 and accuracy["agreement_checked"] == "float_program_vs_integer_top1_agreement"
+    assert report["warnings"] == [] and accuracy["float_program_vs_integer_top1_agreement"] >= 0.9
 
     # the fake-quant PTQ model follows the float model at 8 bits
     x = torch.from_numpy(np.load(calibration)["x"])
@@ -110,7 +113,7 @@ def test_pt2_exports_bit_exact_and_close_to_float(cls, tmp_path, calibration, ca
     rel = float((ref - got).norm() / ref.norm())
     print(f"{cls.__name__}: top-1 agreement {agreement:.3f}, relative error {rel:.4f}")
     assert agreement >= 0.8 and rel < 0.1
-    assert q.ptq_info["float_ptq_top1_agreement"] == pytest.approx(agreement)
+    assert q.ptq_info["float_program_vs_fake_quant_top1_agreement"] == pytest.approx(agreement)
 
 
 def test_mapping_folds_bn_fuses_relu_and_signs_the_output(tmp_path):
@@ -187,3 +190,47 @@ def test_core_aten_program_maps_like_the_training_ir(cls):
     assert [type(m) for m in a.layers.values()] == [type(m) for m in b.layers.values()]
     with torch.no_grad():
         assert torch.allclose(a(x), b(x), atol=1e-5)
+
+
+class GapThenLinear(nn.Module):
+    """Linear on the (N, C, 1, 1) output of a global pool: torch broadcasts over the 1x1, PTQ cannot."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(1, 3)
+
+    def forward(self, x):
+        return self.fc(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1))
+
+
+@pytest.mark.parametrize("decompose", [False, True])
+def test_batch_norm_in_training_mode_is_refused(decompose):
+    model = _randomize_bn(Cnn()).train()
+    prog = torch.export.export(model, (torch.rand(2, *SHAPE),))
+    if decompose:  # core ATen: _native_batch_norm_legit_functional(..., training=True, ...)
+        prog = prog.run_decompositions()
+    with pytest.raises(PtqError, match=r"^node '\w+' \(\w*batch_norm\w*\): batch norm in training mode .*eval\(\)"):
+        quantize_exported(prog, torch.rand(8, *SHAPE))
+
+
+def test_linear_on_a_4d_tensor_is_refused():
+    prog = torch.export.export(GapThenLinear().eval(), (torch.rand(2, *SHAPE),))
+    with pytest.raises(PtqError, match=r"^node 'linear' \(linear\): .*\[2, 4, 1, 1\] \(flatten first"):
+        quantize_exported(prog, torch.rand(8, *SHAPE))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_the_calibration_data_is_one_line(tmp_path, capsys, bad):
+    _save(Mlp(), tmp_path / "m.pt2")
+    x = np.random.default_rng(0).random((10, *SHAPE), dtype=np.float32)
+    x[7, 0, 3, 3] = bad
+    np.savez(tmp_path / "bad.npz", x=x)
+    with pytest.raises(PtqError, match=r"^the calibration data holds (NaN|inf) at index \(7, 0, 3, 3\) \(1 NaN"):
+        quantize_exported(load_float_program(tmp_path / "m.pt2"), torch.from_numpy(x))
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "m.pt2"), "-o", str(out), "--calibration", str(tmp_path / "bad.npz"),
+                 "--hls", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "NaN" in err
+    assert not out.exists()

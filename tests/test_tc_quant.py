@@ -1,14 +1,17 @@
 """Quantizer parts: grids, zero points, real zero, rounding, straight-through gradients."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporters.errors import FoldlineError
-from toolchain.quant import ActQuant, CalibrationError, SymQuant, WeightQuant, quant_bias, round_ste
+from toolchain.quant import MIN_RANGE, ActQuant, CalibrationError, SymQuant, WeightQuant, quant_bias, round_ste
 
 floats = st.floats(-50, 50, allow_nan=False, width=32)
+normal_floats = st.floats(-50, 50, allow_nan=False, allow_subnormal=False, width=32)  # max|w| / qmax stays > 0
 
 
 @settings(max_examples=40, deadline=None)
@@ -86,3 +89,62 @@ def test_bias_lands_on_the_accumulator_grid():
     assert ints.tolist() == [300, -350]
     value.sum().backward()
     assert b.grad.tolist() == [1.0, 1.0]
+
+
+def _is_power_of_two(v: float) -> bool:
+    return v > 0 and math.frexp(v)[0] == 0.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.lists(normal_floats, min_size=3, max_size=3), min_size=1, max_size=6),
+       bits=st.integers(2, 8))
+def test_power_of_two_weight_scales_round_up_and_never_saturate(rows, bits):
+    w = torch.tensor(rows)
+    plain, pow2 = WeightQuant(bits)(w), WeightQuant(bits, power_of_two=True)(w)
+    for s, ref in zip(pow2.scale.tolist(), plain.scale.tolist()):
+        assert s == 2.0 ** math.ceil(math.log2(ref))  # the next power of two at or above the plain scale
+    ints = pow2.int_repr()
+    assert torch.equal(ints, torch.round(w / pow2.scale[:, None]).to(torch.int64))  # nothing clamped
+    assert int(ints.abs().max()) <= (1 << (bits - 1)) - 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(floats, min_size=2, max_size=40), bits=st.integers(2, 8))
+def test_power_of_two_activation_and_io_grids(values, bits):
+    x = torch.tensor(values)
+    act = ActQuant(bits, momentum=None, power_of_two=True)
+    out = act(x)
+    top = (1 << bits) - 1
+    hi = max(max(values), MIN_RANGE)
+    assert out.zero_point == 0 and _is_power_of_two(float(out.scale))
+    assert float(out.scale) == 2.0 ** math.ceil(math.log2(float(torch.tensor(hi) / top)))
+    assert torch.equal(out.int_repr(), torch.clamp(torch.floor(x / out.scale + 0.5), 0, top).to(torch.int64))
+    sym = SymQuant(bits, momentum=None, power_of_two=True)
+    s = float(sym(x).scale)
+    plain = float(SymQuant(bits, momentum=None)(x).scale)
+    assert _is_power_of_two(s) and s == 2.0 ** math.ceil(math.log2(plain))
+
+
+@pytest.mark.parametrize("quantizer", [ActQuant(8), SymQuant(8), ActQuant(8, power_of_two=True)])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_or_inf_never_reaches_a_statistic(quantizer, bad):
+    quantizer.train()(torch.tensor([0.0, 2.0]))
+    before = {k: v.clone() for k, v in quantizer.state_dict().items()}
+    with pytest.raises(CalibrationError, match="NaN or infinity"):
+        quantizer(torch.tensor([1.0, bad]))
+    assert all(torch.equal(before[k], v) for k, v in quantizer.state_dict().items())
+
+
+def test_degenerate_and_clamped_ranges_are_named():
+    zero = ActQuant(8)
+    zero(torch.zeros(4))
+    assert "degenerate" in zero.range_problem()
+    sym = SymQuant(8)
+    sym(torch.zeros(4))
+    assert "degenerate" in sym.range_problem()
+    fine = ActQuant(8)
+    fine(torch.tensor([-1.0, 1.0]))
+    assert fine.range_problem() is None and fine.clip_problem() is None
+    pow2 = ActQuant(8, power_of_two=True)
+    pow2(torch.tensor([-1.0, 1.0]))
+    assert pow2.range_problem() is None and "clamp to 0" in pow2.clip_problem()

@@ -1,28 +1,33 @@
 """``fpga-compress``: train, prune and quantize a model, then save a Foldline checkpoint.
 
 Errors a user can cause print one line, ``fpga-compress: error: ...``, and exit 2
-(``--debug`` re-raises them with a traceback instead).
+(``--debug`` re-raises them with a traceback instead); Ctrl-C, SIGTERM and SIGHUP print
+``fpga-compress: interrupted`` and exit 130 (143, 129), leaving no temporary file.
+Progress goes to stderr: bars on a terminal, plain lines in a log (:mod:`toolchain.progress`).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 import toolchain
-from exporters.errors import FoldlineError
+from exporters import stats
+from exporters.errors import FoldlineError, run_cli
+from exporters.staging import staging_file
 from toolchain.data import Dataset, load_dataset
 from toolchain.methods import METHODS, MethodConfig, get_method
 from toolchain.methods.costs import bops
-from toolchain.nn import set_quantization
+from toolchain.nn import is_power_of_two, set_quantization, with_power_of_two
+from toolchain.progress import Progress
 from toolchain.pruning import count_parameters
-from toolchain.train import ProgressBars, evaluate_integer, predict
+from toolchain.train import evaluate_integer, predict
 
 PROG = "fpga-compress"
 
@@ -35,6 +40,9 @@ NOTES = """
 sparsity: channel methods count the fraction of prunable channels removed;
   iterative-magnitude counts the fraction of Conv/Linear weights that are zero.
 BOPs: sum over Conv/Linear layers of MACs x weight bits x input activation bits.
+parameters: trainable ones (weights, biases, batch-norm scales and shifts), and the
+  integer ones export-fpga reports (weights + biases once batch norm is folded into
+  them and pruned channels are removed).
 details: docs/methods.md"""
 
 EXAMPLES = """\
@@ -67,6 +75,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     methods = "".join(f"  {name:<20} {cls.summary}\n" for name, cls in METHODS.items())
     p = _Parser(
@@ -84,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-bits", type=int, default=8, metavar="N", help="weight bits, 2..8 (default 8)")
     p.add_argument("--act-bits", type=int, default=8, metavar="N",
                    help="hidden activation bits, 2..8 (default 8)")
+    p.add_argument("--power-of-two", action="store_true",
+                   help="quantize with power-of-two scales and zero points 0, what export-fpga --hls hls4ml "
+                        "needs (with --init: switches the checkpoint's quantizers, then fine-tunes)")
     p.add_argument("--epochs", type=float, default=1.0, metavar="E",
                    help="quantization-aware fine-tuning epochs after pruning (default 1)")
     p.add_argument("--pretrain-epochs", type=float, default=None, metavar="E",
@@ -92,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="CKPT", help="start from this Foldline checkpoint")
     p.add_argument("--model", default="cnn", choices=toolchain.MODELS,
                    help="built-in model when there is no --init (default cnn)")
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the built-in model")
+    p.add_argument("--width", type=_positive, default=1.0,
+                   help="channel multiplier of the built-in model, > 0 (default 1)")
     p.add_argument("--round-to", type=int, default=1, metavar="N",
                    help="keep channel counts multiples of N (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -105,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="method-specific option (repeatable); see docs/methods.md")
     p.add_argument("--force", action="store_true", help="overwrite OUT.pt if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress output (bars or lines)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return p
 
@@ -157,20 +177,21 @@ def _model(args, train: Dataset, test: Dataset):
         if _output_size(model) < classes:
             raise UsageError(f"{args.init} has {_output_size(model)} outputs, the data has "
                              f"{classes} classes")
-        return model
+        return with_power_of_two(model) if args.power_of_two else model
     return toolchain.build(args.model, input_shape=train.input_shape, num_classes=classes,
-                           weight_bits=args.weight_bits, act_bits=args.act_bits, width=args.width)
+                           weight_bits=args.weight_bits, act_bits=args.act_bits, width=args.width,
+                           power_of_two=args.power_of_two)
 
 
 def _save(model, path: Path, metadata: dict) -> None:
-    """Write to a temporary file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """Write to a staging file next to ``path`` (:mod:`exporters.staging`: umask permissions,
+    removed if the run dies), then rename it over ``path``."""
+    tmp = staging_file(path, suffix=".tmp")
     try:
         toolchain.save(model, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -204,19 +225,24 @@ def run(args) -> dict:
     model = _model(args, train, test)
     params_before, bops_before = count_parameters(model), bops(model)
 
-    result = method.run(model, train, val, callbacks=[ProgressBars(args.quiet)])
+    progress = Progress(args.quiet)
+    result = method.run(model, train, val, callbacks=[progress])
     final = result.model
+    progress.phase(f"evaluating on {len(test):,} test samples")
     float_pred = predict(final, test).argmax(1)
     float_acc = float((float_pred == test.y).float().mean())
     int_acc, int_pred = evaluate_integer(toolchain.to_integer_model(final), test)
     agree = float((float_pred == int_pred).float().mean())
+    progress.done()
     summary = {
         "method": result.method, "data": str(args.data), "model": final.name,
         "sparsity_kind": result.sparsity_kind, "target_sparsity": result.target_sparsity,
         "sparsity": result.sparsity, "weight_bits": args.weight_bits, "act_bits": args.act_bits,
+        "power_of_two": is_power_of_two(final),
         "test_samples": len(test), "float_accuracy": float_acc, "integer_accuracy": int_acc,
         "agreement": agree, "val_accuracy": result.val_accuracy,
         "parameters_before": params_before, "parameters": count_parameters(final),
+        "integer_parameters": integer_parameters(final),
         "bops_before": bops_before, "bops": bops(final), "bops_nonzero": bops(final, nonzero=True),
     }
     metadata = {"fpga-compress": {"argv": list(args.argv), "seed": args.seed},
@@ -226,14 +252,25 @@ def run(args) -> dict:
     return summary
 
 
+def integer_parameters(model) -> int:
+    """The parameter count export-fpga reports for ``model``: integer weights + biases after
+    pruned channels are removed and batch norm is folded into them (``exporters.stats``)."""
+    from toolchain.export_pipeline import integer_model_of
+
+    return stats.totals(stats.layer_stats(integer_model_of(model)))["params"]
+
+
 def _print_summary(s: dict, result, out: Path) -> None:
     kind = "of prunable channels removed" if s["sparsity_kind"] == "channels" else "of weights zero"
     lines = [
-        ("method", f"{s['method']} on {s['data']} ({s['model']}, W{s['weight_bits']}A{s['act_bits']})"),
+        ("method", f"{s['method']} on {s['data']} ({s['model']}, W{s['weight_bits']}A{s['act_bits']}"
+                   f"{', power-of-two scales' if s['power_of_two'] else ''})"),
         ("sparsity", f"{s['sparsity']:.3f} {kind} (target {s['target_sparsity']:.3f})"),
         ("accuracy", f"float fake-quant {_pct(s['float_accuracy'])}, integer {_pct(s['integer_accuracy'])}"
                      f" on {s['test_samples']} test samples (top-1 agreement {_pct(s['agreement'])})"),
-        ("parameters", f"{s['parameters_before']:,} -> {s['parameters']:,}"),
+        ("parameters", f"{s['parameters_before']:,} -> {s['parameters']:,} trainable (incl. batch-norm "
+                       f"scales and shifts); {s['integer_parameters']:,} integer after export (weights + "
+                       "folded biases)"),
         ("BOPs", f"{_si(s['bops_before'])} -> {_si(s['bops'])} (nonzero weights only: "
                  f"{_si(s['bops_nonzero'])})"),
         ("saved", str(out)),
@@ -248,28 +285,14 @@ def _print_summary(s: dict, result, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
+
+    def body() -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv
         run(args)
-    except FoldlineError as e:
-        if debug:
-            raise
-        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        if debug:
-            raise
-        print(f"{PROG}: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}",
-              file=sys.stderr)
-        return 2
-    except SystemExit as e:  # --help
-        return e.code if isinstance(e.code, int) else 0
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return 0
+
+    return run_cli(PROG, body, debug="--debug" in argv)
 
 
 if __name__ == "__main__":

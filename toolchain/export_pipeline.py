@@ -3,15 +3,15 @@
 
 The simulator is the reference every other representation is compared with. A check
 counts the elements of the network's integer output; on a mismatch it also finds the
-first divergent layer (PyTorch) or node (onnxruntime) from the full traces.
+first divergent layer (PyTorch) or node (onnxruntime) from the full traces. A check
+that could not run (the C simulation failed to build) says why and where its log is;
+everything else is still written.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,7 +24,9 @@ from exporters import stats
 from exporters.errors import FoldlineError
 from exporters.integer_model import IntegerModel
 from exporters.onnx_export import INPUT_NAME, to_onnx
+from exporters.staging import remove_stale, replace_dir, staging_dir
 from fpga_sim import Simulator
+from fpga_sim.inputs import check_finite
 from fpga_sim.verify import expose_all_tensors, first_divergence, run_onnxruntime
 
 EXAMPLE_MODEL = "fashion_cnn.pt"
@@ -42,16 +44,22 @@ def example_path(name: str) -> Path:
 
 @dataclass
 class Check:
-    """Element-wise comparison of one representation against the simulator."""
+    """Element-wise comparison of one representation against the simulator.
+
+    A check that could not run has ``mismatches`` None, ``error`` (one line: why) and,
+    where the tool wrote one, ``log`` (its path inside the output directory).
+    """
 
     samples: int
     elements: int
-    mismatches: int
+    mismatches: int | None
     first_divergence: dict | None = None
+    error: str | None = None
+    log: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.mismatches == 0 and self.first_divergence is None
+        return self.mismatches == 0 and self.first_divergence is None and self.error is None
 
 
 @dataclass
@@ -62,15 +70,37 @@ class ExportResult:
 
     @property
     def ok(self) -> bool:
-        return all(v["mismatches"] == 0 and not v.get("first_divergence")
+        return all(v["mismatches"] == 0 and not v.get("first_divergence") and not v.get("error")
                    for v in self.report["verification"].values())
+
+    @property
+    def agreement_ok(self) -> bool:
+        """False only when ``--min-agreement`` was given and the checked agreement is below it."""
+        return self.report["accuracy"]["min_agreement_met"] is not False
+
+    @property
+    def mismatched(self) -> bool:
+        """A check ran and found a difference (not merely a check that could not run)."""
+        return any(v["mismatches"] or v.get("first_divergence") for v in self.report["verification"].values())
+
+    @property
+    def not_run(self) -> list[str]:
+        """The checks that could not run (their ``error`` says why); the output is written all the same."""
+        return [name for name, v in self.report["verification"].items() if v.get("error")]
 
 
 # -- loading ------------------------------------------------------------------------
 
 def load_calibration(path: str | Path | None, input_shape: tuple[int, ...],
                      limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``x`` (float32, N x input_shape) and optional ``y`` labels from an ``.npz``."""
+    """``x`` (float32, N x input_shape) and optional ``y`` labels from an ``.npz``.
+
+    ``x`` may hold any float dtype: it is rounded to float32, the model's input type, and
+    ``inputs.npz`` keeps the float32 values every check used. NaN and infinity are refused
+    (:func:`fpga_sim.inputs.check_finite`), as are an empty ``x`` and ``limit < 1``.
+    """
+    if limit is not None and limit < 1:
+        raise ExportError(f"--samples must be a positive number of samples, got {limit}")
     path = Path(path) if path is not None else example_path(EXAMPLE_DATA)
     if not path.is_file():
         raise ExportError(f"{path}: no such calibration file")
@@ -86,6 +116,9 @@ def load_calibration(path: str | Path | None, input_shape: tuple[int, ...],
         raise ExportError(f"{path}: 'x' has shape {x.shape}, the model needs (N, {', '.join(map(str, input_shape))})")
     if not np.issubdtype(x.dtype, np.floating):
         raise ExportError(f"{path}: 'x' has dtype {x.dtype}, expected float32")
+    if len(x) == 0:
+        raise ExportError(f"{path}: 'x' holds no samples")
+    check_finite(x, f"{path}: array 'x'")
     if y is not None and (y.ndim != 1 or len(y) != len(x)):
         raise ExportError(f"{path}: 'y' has shape {y.shape}, expected ({len(x)},)")
     if limit is not None:
@@ -178,21 +211,28 @@ HLS_BACKENDS = ("templates", "hls4ml", "none")
 
 
 def check_hls(backend: str, config, integer_model: IntegerModel, out_dir: Path, x: np.ndarray,
-              sim_trace: dict[str, np.ndarray]) -> Check | None:
+              sim_trace: dict[str, np.ndarray], final_dir: Path | None = None) -> Check | None:
     """Write the HLS project into ``out_dir`` and check its C simulation against the simulator.
 
     ``templates``: our kernels, compiled with g++ (``hls_templates.run_csim``);
     ``hls4ml``: an hls4ml project, refused unless exactly representable, checked through
     hls4ml's own ``compile()``/``predict()``; ``none``: nothing.
+    A C simulation that fails to build or run (``ToolError``) is a check that could not
+    run, not an error: the project stays, and the check names its log at ``final_dir``,
+    where ``out_dir`` will be once the export is committed (default: ``out_dir``).
     """
     if backend == "none":
         return None
     golden = sim_trace[integer_model.output.name]
     if backend == "templates":
         from hls_templates import run_csim, write_project
+        from hls_templates.errors import ToolError
 
         project = write_project(integer_model, out_dir, config, inputs=x, golden=golden)
-        result = run_csim(project)
+        try:
+            result = run_csim(project)
+        except ToolError as exc:
+            return _not_run(exc, project, final_dir or project, len(x), int(golden.size))
         first = result.first_mismatch
         return Check(result.samples, result.elements, result.mismatches,
                      None if first is None else {"sample": first.sample, "index": first.index,
@@ -208,29 +248,32 @@ def check_hls(backend: str, config, integer_model: IntegerModel, out_dir: Path, 
                                              "simulator": int(golden[index])})
 
 
+def _not_run(exc, project: Path, final: Path, samples: int, elements: int) -> Check:
+    """The check of a C simulation that raised ``exc`` (a ``ToolError``), its message and log
+    path moved from ``project`` (in the staging directory) to ``final`` (where it is committed)."""
+    def moved(text: str) -> str:
+        for staged in (str(project.resolve()), str(project)):
+            text = text.replace(staged, str(final))
+        return text
+
+    log = None if exc.log_path is None else moved(str(exc.log_path))
+    return Check(samples, elements, None, error=moved(str(exc)), log=log)
+
+
 def prepare_output_dir(out: Path, force: bool) -> Path:
-    """A fresh temporary directory beside ``out``; refuses an existing ``out`` without force."""
+    """A fresh staging directory beside ``out`` (:mod:`exporters.staging`, which also removes
+    what killed runs left); refuses an existing ``out`` without force."""
+    remove_stale(out)
     if out.exists() and not force:
         raise ExportError(f"{out} exists; pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
-def commit_output_dir(tmp: Path, out: Path) -> None:
-    """Move the finished directory into place; an old ``out`` is removed only after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return staging_dir(out)
 
 
 def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, force: bool = False,
-           hls: str = "none", hls_config=None) -> ExportResult:
+           hls: str = "none", hls_config=None, float_logits: np.ndarray | None = None,
+           min_agreement: float | None = None, progress=None) -> ExportResult:
     """Run the whole export for a loaded toolchain model; writes ``out/`` atomically.
 
     Writes ``model.onnx``, ``report.json`` and ``inputs.npz`` (the verification inputs, keyed
@@ -238,41 +281,54 @@ def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, f
     ``hls``: one of :data:`HLS_BACKENDS`; a project goes to ``out/hls/`` and its C
     simulation becomes ``verification.csim``. ``hls_config``: an ``HlsConfig`` (part,
     clock); the latency/resource estimate is always reported, with it or the defaults.
+    ``float_logits``: the user's float program's outputs on ``x`` (a ``.pt2``), which the
+    report's accuracy compares the integers with; ``min_agreement``: see
+    :mod:`toolchain.accuracy` (``ExportResult.agreement_ok``).
+    ``progress``: a :class:`toolchain.progress.Progress` told each phase (default: silent).
     """
     from hls_templates import HlsConfig, estimate
-    from toolchain.integer_mode import float_forward
+    from toolchain.accuracy import accuracy_report
+    from toolchain.progress import Progress
 
     if hls not in HLS_BACKENDS:
         raise ExportError(f"unknown --hls backend '{hls}' (choose from {', '.join(HLS_BACKENDS)})")
     hls_config = hls_config or HlsConfig()
+    progress = progress or Progress(quiet=True)
 
     out = Path(out)
     tmp = prepare_output_dir(out, force)
     try:
         integer_model = integer_model_of(model)
+        if hls == "hls4ml":  # refuse before the slow steps, and before any progress line
+            from hls_templates import check_hls4ml_exact
+
+            check_hls4ml_exact(integer_model)
+        progress.phase("exporting ONNX")
         proto = to_onnx(integer_model)
         onnx_path = tmp / "model.onnx"
         onnx.save(proto, onnx_path)
         feeds = {INPUT_NAME: x}
         np.savez_compressed(tmp / "inputs.npz", **feeds)  # for fpga-sim verify / fpga-hls --inputs
+        progress.phase(f"verifying {len(x):,} samples (simulator, PyTorch integer mode, onnxruntime)")
         sim = Simulator(proto)
         sim_trace = sim.trace(feeds)
         checks = {"torch_integer": check_torch(integer_model, x, sim_trace),
                   "onnxruntime": check_onnxruntime(proto, sim, feeds, sim_trace)}
-        csim = check_hls(hls, hls_config, integer_model, tmp / "hls", x, sim_trace)
+        if hls != "none":
+            progress.phase("HLS project and its C simulation" + (" (g++)" if hls == "templates" else " (hls4ml)"))
+        csim = check_hls(hls, hls_config, integer_model, tmp / "hls", x, sim_trace, final_dir=out / "hls")
+        progress.phase("accuracy, estimate and report")
         if csim is not None:
             checks["csim"] = csim
         logits = sim_trace[integer_model.output.name]  # the integers every check matched against
-        float_top1 = float_forward(model, torch.from_numpy(x)).argmax(dim=1).numpy()
-        accuracy = {"float_integer_top1_agreement": float(np.mean(float_top1 == logits.argmax(axis=1)))}
-        if y is not None:
-            accuracy["integer_top1"] = float(np.mean(logits.argmax(axis=1) == y))
-            accuracy["samples"] = int(len(y))
-        report = build_report(integer_model, checks, accuracy, estimate(integer_model, hls_config),
-                              {"hls": {"backend": hls, "part": hls_config.part, "clock_ns": hls_config.clock_ns}})
+        accuracy = accuracy_report(model, x, y, logits, float_logits, min_agreement)
+        report = build_report(integer_model, checks, accuracy.fields, estimate(integer_model, hls_config),
+                              {"hls": {"backend": hls, "part": hls_config.part, "clock_ns": hls_config.clock_ns},
+                               "warnings": accuracy.warnings})
         with open(tmp / "report.json", "w") as f:
-            json.dump(report, f, indent=2)
-        commit_output_dir(tmp, out)
+            json.dump(report, f, indent=2, allow_nan=False)  # strict JSON: no NaN/Infinity
+        replace_dir(tmp, out)
+        progress.done()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

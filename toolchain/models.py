@@ -2,7 +2,11 @@
 
 ``build(name, **kwargs)`` with ``name`` in :data:`MODELS`. Common keyword arguments:
 ``input_shape`` (default ``(1, 28, 28)``), ``num_classes`` (10), ``weight_bits``,
-``act_bits``, ``input_bits``, ``output_bits`` (8 each) and ``width`` (a channel multiplier).
+``act_bits``, ``input_bits``, ``output_bits`` (8 each), ``width`` (a channel multiplier) and
+``power_of_two`` (False; True puts every quantizer in power-of-two mode, see
+:mod:`toolchain.quant`: what the hls4ml backend needs — ``mlp`` and ``cnn`` then pass its
+check; ``resnet`` and ``dsconv`` hold a global average pool (and ``dsconv`` depthwise
+convs), which hls4ml refuses whatever the scales).
 
 * ``mlp``: flatten -> linear+BN+ReLU per ``hidden`` (default ``(64, 32)``) -> linear.
 * ``cnn``: conv3x3(16)+BN+ReLU -> maxpool2 -> conv3x3(32)+BN+ReLU -> maxpool2 -> flatten -> linear.
@@ -32,13 +36,21 @@ def _channels(n: int, width: float) -> int:
     return max(1, int(round(n * width)))
 
 
+def _pow2(kw: dict) -> dict:
+    return dict(power_of_two=bool(kw.get("power_of_two", False)))
+
+
 def _bits(kw: dict) -> dict:
-    return dict(weight_bits=kw.get("weight_bits", 8), act_bits=kw.get("act_bits", 8))
+    return dict(weight_bits=kw.get("weight_bits", 8), act_bits=kw.get("act_bits", 8), **_pow2(kw))
+
+
+def _input(kw: dict) -> QuantInput:
+    return QuantInput(kw.get("input_bits", 8), **_pow2(kw))
 
 
 def _head(in_features: int, num_classes: int, kw: dict) -> QuantLinear:
     return QuantLinear(in_features, num_classes, weight_bits=kw.get("weight_bits", 8),
-                       act_bits=kw.get("output_bits", 8), signed_output=True)
+                       act_bits=kw.get("output_bits", 8), signed_output=True, **_pow2(kw))
 
 
 def _conv_bn_relu(cin, cout, k, kw, stride=1, groups=1, relu=True) -> QuantConv2d:
@@ -47,7 +59,7 @@ def _conv_bn_relu(cin, cout, k, kw, stride=1, groups=1, relu=True) -> QuantConv2
 
 
 def mlp(input_shape=(1, 28, 28), num_classes=10, hidden=(64, 32), width=1.0, **kw) -> QuantNet:
-    layers = [("quant_in", QuantInput(kw.get("input_bits", 8)))]
+    layers = [("quant_in", _input(kw))]
     features = 1
     for d in input_shape:
         features *= int(d)
@@ -65,7 +77,7 @@ def cnn(input_shape=(1, 28, 28), num_classes=10, width=1.0, **kw) -> QuantNet:
     c, h, w = input_shape
     c1, c2 = _channels(16, width), _channels(32, width)
     layers = [
-        ("quant_in", QuantInput(kw.get("input_bits", 8))),
+        ("quant_in", _input(kw)),
         ("conv1", _conv_bn_relu(c, c1, 3, kw)),
         ("pool1", MaxPool2d(2)),
         ("conv2", _conv_bn_relu(c1, c2, 3, kw)),
@@ -80,20 +92,20 @@ def _block(prefix: str, x: str, c: int, kw: dict) -> list:
     return [
         (f"{prefix}_conv1", _conv_bn_relu(c, c, 3, kw), [x]),
         (f"{prefix}_conv2", _conv_bn_relu(c, c, 3, kw, relu=False)),
-        (f"{prefix}_add", QuantAdd(kw.get("act_bits", 8), relu=True), [x, f"{prefix}_conv2"]),
+        (f"{prefix}_add", QuantAdd(kw.get("act_bits", 8), relu=True, **_pow2(kw)), [x, f"{prefix}_conv2"]),
     ]
 
 
 def resnet(input_shape=(1, 28, 28), num_classes=10, width=1.0, **kw) -> QuantNet:
     c = _channels(16, width)
     layers = [
-        ("quant_in", QuantInput(kw.get("input_bits", 8))),
+        ("quant_in", _input(kw)),
         ("stem", _conv_bn_relu(input_shape[0], c, 3, kw)),
         ("pool1", MaxPool2d(2)),
         *_block("block1", "pool1", c, kw),
-        ("pool2", AvgPool2d(2, act_bits=kw.get("act_bits", 8))),
+        ("pool2", AvgPool2d(2, act_bits=kw.get("act_bits", 8), **_pow2(kw))),
         *_block("block2", "pool2", c, kw),
-        ("gap", GlobalAvgPool(kw.get("act_bits", 8))),
+        ("gap", GlobalAvgPool(kw.get("act_bits", 8), **_pow2(kw))),
         ("head", _head(c, num_classes, kw)),
     ]
     return QuantNet(layers, input_shape, name="resnet")
@@ -102,13 +114,13 @@ def resnet(input_shape=(1, 28, 28), num_classes=10, width=1.0, **kw) -> QuantNet
 def dsconv(input_shape=(1, 28, 28), num_classes=10, width=1.0, **kw) -> QuantNet:
     c0, c1, c2 = _channels(16, width), _channels(32, width), _channels(64, width)
     layers = [
-        ("quant_in", QuantInput(kw.get("input_bits", 8))),
+        ("quant_in", _input(kw)),
         ("stem", _conv_bn_relu(input_shape[0], c0, 3, kw, stride=2)),
         ("dw1", _conv_bn_relu(c0, c0, 3, kw, groups=c0)),
         ("pw1", _conv_bn_relu(c0, c1, 1, kw)),
         ("dw2", _conv_bn_relu(c1, c1, 3, kw, stride=2, groups=c1)),
         ("pw2", _conv_bn_relu(c1, c2, 1, kw)),
-        ("gap", GlobalAvgPool(kw.get("act_bits", 8))),
+        ("gap", GlobalAvgPool(kw.get("act_bits", 8), **_pow2(kw))),
         ("head", _head(c2, num_classes, kw)),
     ]
     return QuantNet(layers, input_shape, name="dsconv")

@@ -8,22 +8,28 @@ copying weights and biases, then calibrates the activation ranges on ``x_calib``
   ``linear`` / ``addmm`` / ``mm`` -> ``QuantLinear``.
 * ``batch_norm`` (and ``_native_batch_norm_legit_no_training``) directly after a conv/linear
   that feeds nothing else is **folded here**, in float64, into that layer's weight and bias
-  (running statistics: export the model in ``eval()`` mode). The QuantNet has no BN at
-  all, so calibration cannot touch BN statistics.
+  (running statistics). The QuantNet has no BN at all, so calibration cannot touch BN
+  statistics. A batch norm in **training mode** (``training=True`` in ``batch_norm``,
+  ``_native_batch_norm_legit[_functional]``, ``native_batch_norm``: the model was exported
+  in ``train()`` mode) normalises with batch statistics, a different function: refused.
 * ``relu`` is fused (``relu=True``) into the conv/linear/add before it, also through
   max pools (``relu(maxpool(y)) == maxpool(relu(y))``); that layer must feed nothing else.
 * ``max_pool2d`` (dilation 1, no ceil mode) -> ``MaxPool2d``; ``avg_pool2d`` (no ceil
   mode, ``count_include_pad``) -> ``AvgPool2d``; ``adaptive_avg_pool2d`` to 1x1 and
   ``mean`` over H, W -> ``GlobalAvgPool`` (to k x k when H, W divide: ``AvgPool2d``).
 * ``flatten`` / ``view`` / ``reshape`` to ``(N, -1)`` -> ``Flatten`` (free after a
-  global average pool); ``add`` of two activations of one shape -> ``QuantAdd``.
+  global average pool); ``add`` of two activations of one shape -> ``QuantAdd``. A linear
+  layer must read an ``(N, features)`` tensor: on a pool's ``(N, C, 1, 1)`` torch
+  broadcasts over the trailing 1, which no integer layer does, so it is refused.
 * ``dropout`` (eval), ``clone``, ``contiguous``, ``alias``, ``detach`` pass through;
   computations on weights alone (``t``, ``permute`` of a weight) are evaluated here.
 
 Anything else raises :class:`PtqError` naming the node and op and listing these ops.
 The network's output layer gets ``signed_output=True``. Hidden activations use
 ``act_bits``, weights ``weight_bits``; the network input and output grids are 8-bit
-(as the built-in models' ``input_bits``/``output_bits`` defaults).
+(as the built-in models' ``input_bits``/``output_bits`` defaults). ``power_of_two=True``
+puts every quantizer in power-of-two mode (:mod:`toolchain.quant`; the hls4ml backend's
+exact mode).
 
 **Calibration** (:func:`calibrate`): every quantizer is built with ``momentum=None``, the
 cumulative average of the per-batch min/max (seed 004 Alg. 2), so the result does not
@@ -32,10 +38,12 @@ depend on the order of batches beyond their grouping, and quantization is switch
 float activations of the float network, as a PTQ observer does, not activations
 perturbed by half-calibrated upstream quantizers. One pass in train mode under
 ``torch.no_grad()``, batches of :data:`CALIBRATION_BATCH` (a calibration set up to that
-size gives the exact min/max), then quantization on and ``eval()``.
+size gives the exact min/max), then quantization on and ``eval()``. Calibration data
+holding NaN or infinity is refused first, naming the first bad value's index.
 
-The float program's and the PTQ model's top-1 agreement on the calibration data is
-logged and stored as ``model.ptq_info``.
+The float program's and the PTQ model's (fake-quant) top-1 agreement on the calibration
+data is logged and stored as ``model.ptq_info``; ``export-fpga`` reports the float program
+against the **integer** model (:mod:`toolchain.accuracy`).
 """
 
 from __future__ import annotations
@@ -49,8 +57,11 @@ from pathlib import Path
 import torch
 
 from exporters.errors import FoldlineError
+from fpga_sim.errors import FeedError
+from fpga_sim.inputs import check_finite
 from toolchain.nn import (AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantConv2d, QuantInput,
                           QuantLinear, QuantNet, set_quantization)
+from toolchain.quant import CalibrationError
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +164,9 @@ def _ints(v, n=2) -> tuple[int, ...]:
 
 
 class _Builder:
-    def __init__(self, program, weight_bits: int, act_bits: int) -> None:
+    def __init__(self, program, weight_bits: int, act_bits: int, power_of_two: bool) -> None:
         self.program, self.weight_bits, self.act_bits = program, weight_bits, act_bits
+        self.quant = dict(momentum=None, power_of_two=power_of_two)  # every quantizing layer's options
         self.entries: list[_Entry] = []
         self.env: dict = {}
         sig = program.graph_signature
@@ -205,7 +217,7 @@ class _Builder:
         graph = self.program.graph
         shape = input_shape(self.program)  # checks there is exactly one tensor input
         (inp,) = _user_inputs(self.program)
-        first = _Entry("quant_in", QuantInput, dict(bits=IO_BITS, momentum=None), [], tail=inp)
+        first = _Entry("quant_in", QuantInput, dict(bits=IO_BITS, **self.quant), [], tail=inp)
         self.entries.append(first)
         for node in graph.nodes:
             if node.op == "placeholder":
@@ -297,20 +309,21 @@ class _Builder:
         e = self.add(node, QuantConv2d, dict(in_channels=cin, out_channels=cout, kernel_size=list(k),
                                              stride=list(_ints(stride)), padding=list(_ints(padding)),
                                              groups=int(groups), bias=True, weight_bits=self.weight_bits,
-                                             act_bits=self.act_bits, momentum=None),
+                                             act_bits=self.act_bits, **self.quant),
                      [a.entry], w, b if b is not None else torch.zeros(cout))
         return _Act(e, 4)
 
     def linear(self, node, x, w, b):
         a = self.act(node, x)
-        if a.rank != 2:
-            self.fail(node, "a linear layer needs an (N, features) input (flatten first)")
+        if a.rank != 2 or len(_shape(x)) != 2:  # a global pool's (N, C, 1, 1) is rank 2 here, not in torch
+            self.fail(node, f"a linear layer needs an (N, features) input, got {list(_shape(x))} "
+                            "(flatten first: torch.flatten(x, 1))")
         w = self.const(node, w, "the weight")
         b = self.const(node, b, "the bias")
         if w.dim() != 2:
             self.fail(node, "the weight must be a matrix")
         e = self.add(node, QuantLinear, dict(in_features=int(w.shape[1]), out_features=int(w.shape[0]), bias=True,
-                                             weight_bits=self.weight_bits, act_bits=self.act_bits, momentum=None),
+                                             weight_bits=self.weight_bits, act_bits=self.act_bits, **self.quant),
                      [a.entry], w, b if b is not None else torch.zeros(w.shape[0]))
         return _Act(e, 2)
 
@@ -377,7 +390,7 @@ class _Builder:
             if opts["divisor_override"] is not None or (not opts["count_include_pad"] and any(padding)):
                 self.fail(node, "only count_include_pad=True and no divisor_override are supported")
             e = self.add(node, AvgPool2d, dict(kernel_size=list(k), stride=list(stride), padding=list(padding),
-                                               act_bits=self.act_bits, momentum=None), [a.entry])
+                                               act_bits=self.act_bits, **self.quant), [a.entry])
         out = _Act(e, 4)
         return _Tuple({0: out}) if node.target is aten.max_pool2d_with_indices.default else out
 
@@ -385,7 +398,7 @@ class _Builder:
         a = self.act(node, x)
         if a.rank != 4:
             self.fail(node, "global average pooling needs an (N, C, H, W) input")
-        e = self.add(node, GlobalAvgPool, dict(act_bits=self.act_bits, momentum=None), [a.entry])
+        e = self.add(node, GlobalAvgPool, dict(act_bits=self.act_bits, **self.quant), [a.entry])
         return _Act(e, 2)  # the QuantNet value is (N, C) even when the float one is (N, C, 1, 1)
 
     def adaptive(self, node):
@@ -398,7 +411,7 @@ class _Builder:
         k = (h // size[0], w // size[1])
         a = self.act(node, x)
         e = self.add(node, AvgPool2d, dict(kernel_size=list(k), stride=list(k), padding=[0, 0],
-                                           act_bits=self.act_bits, momentum=None), [a.entry])
+                                           act_bits=self.act_bits, **self.quant), [a.entry])
         return _Act(e, 4)
 
     def mean(self, node):
@@ -435,7 +448,7 @@ class _Builder:
         a, b = self.act(node, x), self.act(node, y)
         if _shape(x) != _shape(y) or a.rank != b.rank:
             self.fail(node, f"residual add of shapes {list(_shape(x))} and {list(_shape(y))} (no broadcasting)")
-        e = self.add(node, QuantAdd, dict(act_bits=self.act_bits, momentum=None), [a.entry, b.entry])
+        e = self.add(node, QuantAdd, dict(act_bits=self.act_bits, **self.quant), [a.entry, b.entry])
         return _Act(e, a.rank)
 
     def identity(self, node):
@@ -474,9 +487,31 @@ def _mm_common(b, n, x, wt, bias):
     return b.linear(n, x, None if wt is None else wt.t().contiguous(), b.const(n, bias, "the bias"))
 
 
+def _refuse_training_bn(b, n, training) -> None:
+    """Batch statistics make the output of a sample depend on its batch; folding the running
+    statistics instead would quietly compute another function."""
+    if training is not False:
+        b.fail(n, "batch norm in training mode (it normalises with batch statistics): "
+                  "export the model in eval() mode")
+
+
 def _batch_norm(b, n):
     # batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn)
+    _refuse_training_bn(b, n, _arg(n, 5, "training"))
     return b.batch_norm(n, n.args[0], n.args[1], n.args[2], n.args[3], n.args[4], n.args[7])
+
+
+def _native_batch_norm(b, n):
+    # _native_batch_norm_legit[_functional] / native_batch_norm(input, weight, bias, running_mean,
+    # running_var, training, momentum, eps) -> (out, save_mean, save_rstd[, new_mean, new_var])
+    _refuse_training_bn(b, n, _arg(n, 5, "training"))
+    return _Tuple({0: b.batch_norm(n, n.args[0], n.args[1], n.args[2], n.args[3], n.args[4], n.args[7])})
+
+
+def _bn_no_stats(b, n):
+    # _native_batch_norm_legit.no_stats(input, weight, bias, training, momentum, eps)
+    b.fail(n, "batch norm without running statistics (track_running_stats=False) normalises with batch "
+              "statistics and cannot be folded")
 
 
 def _bn_no_training(b, n):
@@ -494,6 +529,10 @@ _HANDLERS = {
     aten.relu.default: lambda b, n: b.relu(n),
     aten.batch_norm.default: _batch_norm,
     aten._native_batch_norm_legit_no_training.default: _bn_no_training,
+    aten._native_batch_norm_legit.default: _native_batch_norm,
+    aten._native_batch_norm_legit_functional.default: _native_batch_norm,
+    aten._native_batch_norm_legit.no_stats: _bn_no_stats,
+    aten.native_batch_norm.default: _native_batch_norm,
     aten.max_pool2d.default: lambda b, n: b.pool(n, "max"),
     aten.max_pool2d_with_indices.default: lambda b, n: b.pool(n, "max"),
     aten.avg_pool2d.default: lambda b, n: b.pool(n, "avg"),
@@ -523,13 +562,21 @@ def calibrate(model: QuantNet, x: torch.Tensor, batch_size: int = CALIBRATION_BA
     """
     if len(x) == 0:
         raise PtqError("the calibration set is empty")
+    try:
+        check_finite(x.detach().numpy(), "the calibration data")
+    except FeedError as exc:
+        raise PtqError(str(exc)) from None
     set_quantization(model, False)
     model.train()
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                model(x[i:i + batch_size])
+    except CalibrationError as exc:  # e.g. an activation that overflows to inf in float32
+        raise PtqError(f"calibration: {exc}") from None
     set_quantization(model, True)
     return model.eval()
+
 
 
 def float_outputs(program, x: torch.Tensor) -> torch.Tensor:
@@ -562,11 +609,13 @@ def top1_agreement(program, model: QuantNet, x: torch.Tensor) -> float:
 
 
 def quantize_exported(program: torch.export.ExportedProgram, x_calib: torch.Tensor, weight_bits: int = 8,
-                      act_bits: int = 8) -> QuantNet:
+                      act_bits: int = 8, power_of_two: bool = False) -> QuantNet:
     """Map ``program`` onto a QuantNet (see the module docstring), calibrate on ``x_calib``.
 
-    The float vs PTQ top-1 agreement on ``x_calib`` is logged and stored as
-    ``model.ptq_info = {"float_ptq_top1_agreement": float, "calibration_samples": int}``.
+    ``power_of_two``: every quantizer in power-of-two mode (:mod:`toolchain.quant`), the
+    hls4ml backend's exact mode. The float program vs fake-quant PTQ model top-1 agreement
+    on ``x_calib`` is logged and stored as ``model.ptq_info =
+    {"float_program_vs_fake_quant_top1_agreement": float, "calibration_samples": int}``.
     """
     from exporters.grid import check_bits
 
@@ -577,24 +626,27 @@ def quantize_exported(program: torch.export.ExportedProgram, x_calib: torch.Tens
     if tuple(x_calib.shape[1:]) != shape:
         raise PtqError(f"calibration data has shape {tuple(x_calib.shape)}, the program needs (N, {shape})")
     try:
-        model = _Builder(program, weight_bits, act_bits).build()
+        model = _Builder(program, weight_bits, act_bits, power_of_two).build()
     except (ValueError, TypeError, RuntimeError) as exc:  # a module refusing the mapped arguments
         raise PtqError(f"cannot build the quantized network: {exc}".splitlines()[0]) from None
     calibrate(model, x_calib)
     agreement = top1_agreement(program, model, x_calib)
-    model.ptq_info = {"float_ptq_top1_agreement": agreement, "calibration_samples": int(len(x_calib))}
-    log.info("PTQ (w%d/a%d): float vs quantized top-1 agreement %.4f on %d calibration samples",
+    model.ptq_info = {"float_program_vs_fake_quant_top1_agreement": agreement,
+                      "calibration_samples": int(len(x_calib))}
+    log.info("PTQ (w%d/a%d): float program vs fake-quant top-1 agreement %.4f on %d calibration samples",
              weight_bits, act_bits, agreement, len(x_calib))
     return model
 
 
 def quantize_for_export(path: str | Path, calibration: str | Path | None, samples: int | None = None,
-                        weight_bits: int = 8, act_bits: int = 8):
-    """``export-fpga`` on a ``.pt2``: ``(QuantNet, x, y)`` with the calibration arrays it used."""
+                        weight_bits: int = 8, act_bits: int = 8, power_of_two: bool = False):
+    """``export-fpga`` on a ``.pt2``: ``(QuantNet, x, y, float_logits)``: the calibration arrays
+    it used and the float program's outputs on ``x`` (what the report compares the integers with)."""
     from toolchain.export_pipeline import load_calibration
 
     if calibration is None:
         raise PtqError(f"{path}: a .pt2 float model needs --calibration FILE.npz for post-training quantization")
     program = load_float_program(path)
     x, y = load_calibration(calibration, input_shape(program), samples)
-    return quantize_exported(program, torch.from_numpy(x), weight_bits, act_bits), x, y
+    model = quantize_exported(program, torch.from_numpy(x), weight_bits, act_bits, power_of_two)
+    return model, x, y, float_outputs(program, torch.from_numpy(x)).numpy()

@@ -21,6 +21,16 @@ seed 004, section 4.2:
   the moving average of ``max|x|``. The scale is rounded to float32, the type the ONNX
   graph stores it in. The input rounds half to even (ONNX QuantizeLinear), the output half up.
 
+``power_of_two=True`` (every quantizer; the hls4ml backend's exact mode): each scale above
+is rounded **up** to the next power of two, ``2^ceil(log2 s)`` (up, so no value that fitted
+the grid saturates), and :class:`ActQuant`'s zero point is 0 — its grid is ``[0, 2^b - 1]``
+times ``s``, so negative values clamp to 0 (after a ReLU there are none). Then every
+requantization multiplier ``s_x s_w / s_y`` is a power of two, which is what
+``hls_templates.hls4ml_bridge.check_hls4ml_exact`` requires.
+
+Statistics must be finite: ``observe`` refuses NaN or infinity (:class:`CalibrationError`)
+before it touches a running statistic, so no grid is ever derived from one.
+
 Gradients use the straight-through estimator: rounding passes the gradient unchanged,
 clamping blocks it outside the grid. Scales and zero points are statistics, not learned.
 
@@ -61,6 +71,24 @@ def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
 
 def _round(x: torch.Tensor, rounding: str) -> torch.Tensor:
     return round_ste(x) if rounding == "half_even" else round_half_up_ste(x)
+
+
+def power_of_two_ceil(s: torch.Tensor) -> torch.Tensor:
+    """``2^ceil(log2 s)`` elementwise for ``s > 0``, exactly (frexp: ``s = m 2^e``, ``m`` in [0.5, 1)).
+
+    >>> power_of_two_ceil(torch.tensor([0.25, 0.3, 5.0])).tolist()
+    [0.25, 0.5, 8.0]
+    """
+    mantissa, exponent = torch.frexp(s)
+    exponent = exponent - (mantissa == 0.5).to(exponent.dtype)  # s is already 2^(e-1)
+    return torch.ldexp(torch.ones_like(s), exponent.to(s.dtype))
+
+
+def _finite_statistic(value: torch.Tensor, what: str) -> torch.Tensor:
+    if not bool(torch.isfinite(value).all()):
+        raise CalibrationError(f"{what} of the observed values is {float(value)}: NaN or infinity reached the "
+                               "quantizer, so its grid would be undefined")
+    return value
 
 
 @dataclass
@@ -105,16 +133,33 @@ class QuantTensor:
 
 
 class _Quantizer(nn.Module):
-    """Shared bit-width check and the ``enabled`` switch (a buffer, so it is checkpointed)."""
+    """Shared bit-width check, the power-of-two mode, and the ``enabled`` switch (a buffer,
+    so it is checkpointed; ``power_of_two`` is architecture and travels in the layer config)."""
 
-    def __init__(self, bits: int) -> None:
+    def __init__(self, bits: int, power_of_two: bool = False) -> None:
         super().__init__()
         check_bits(bits, type(self).__name__)
         self.bits = bits
+        self.power_of_two = bool(power_of_two)
         self.register_buffer("enabled", torch.tensor(True))
 
+    def _snap(self, s: torch.Tensor) -> torch.Tensor:
+        """The scale as used: rounded up to a power of two in power-of-two mode."""
+        return power_of_two_ceil(s) if self.power_of_two else s
+
+    def range_problem(self) -> str | None:
+        """Why the calibrated range is degenerate (a phrase), or None. Weights: never."""
+        return None
+
+    def clip_problem(self) -> str | None:
+        """Which calibrated values the grid cannot hold by construction (a phrase), or None.
+
+        Matters when the grid must reproduce a float function (post-training quantization);
+        quantization-aware training already saw the clamp."""
+        return None
+
     def extra_repr(self) -> str:
-        return f"bits={self.bits}"
+        return f"bits={self.bits}" + (", power_of_two=True" if self.power_of_two else "")
 
 
 def _running_update(buf: torch.Tensor, steps: torch.Tensor, new: torch.Tensor, momentum: float | None) -> None:
@@ -139,7 +184,7 @@ class WeightQuant(_Quantizer):
         absmax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
         top = absmax.max() if absmax.numel() else absmax.new_tensor(0.0)
         fallback = torch.where(top > 0, top, torch.ones_like(top))
-        return torch.where(absmax > 0, absmax, fallback) / self.qmax()
+        return self._snap(torch.where(absmax > 0, absmax, fallback) / self.qmax())
 
     def forward(self, w: torch.Tensor) -> QuantTensor:
         s = self.scale(w)
@@ -151,8 +196,8 @@ class WeightQuant(_Quantizer):
 class ActQuant(_Quantizer):
     """Asymmetric unsigned per-tensor activation quantizer with moving-average min/max."""
 
-    def __init__(self, bits: int = 8, momentum: float | None = 0.1) -> None:
-        super().__init__(bits)
+    def __init__(self, bits: int = 8, momentum: float | None = 0.1, power_of_two: bool = False) -> None:
+        super().__init__(bits, power_of_two)
         self.momentum = momentum
         self.register_buffer("lo", torch.tensor(0.0))
         self.register_buffer("hi", torch.tensor(0.0))
@@ -160,21 +205,41 @@ class ActQuant(_Quantizer):
 
     def observe(self, x: torch.Tensor) -> None:
         with torch.no_grad():
-            _running_update(self.lo, self.steps, x.min(), self.momentum)
-            _running_update(self.hi, self.steps, x.max(), self.momentum)
+            lo, hi = _finite_statistic(x.min(), "the minimum"), _finite_statistic(x.max(), "the maximum")
+            _running_update(self.lo, self.steps, lo, self.momentum)
+            _running_update(self.hi, self.steps, hi, self.momentum)
             self.steps += 1
 
     def qparams(self) -> tuple[torch.Tensor, int]:
         """``(scale, zero_point)`` from the current statistics (0-d float32 tensor, int)."""
         if int(self.steps) == 0:
             raise CalibrationError("activation quantizer has no statistics: run the model in train mode on data first")
-        lo = torch.clamp(self.lo, max=0.0)
+        lo = self._lo()
         hi = torch.clamp(self.hi, min=0.0)
         hi = torch.maximum(hi, lo + MIN_RANGE)
         top = (1 << self.bits) - 1
-        s = (hi - lo) / top
+        s = self._snap((hi - lo) / top)
         z = int(torch.clamp(torch.round(-lo / s), 0, top))
         return s, z
+
+    def _lo(self) -> torch.Tensor:
+        """The grid's real lower end before widening: <= 0, and exactly 0 in power-of-two mode."""
+        return torch.zeros_like(self.lo) if self.power_of_two else torch.clamp(self.lo, max=0.0)
+
+    def range_problem(self) -> str | None:
+        if int(self.steps) == 0:
+            return None
+        lo, hi = torch.clamp(self.lo, max=0.0), torch.clamp(self.hi, min=0.0)
+        if float(hi - lo) < MIN_RANGE:
+            return (f"calibration range [{float(self.lo):.6g}, {float(self.hi):.6g}] is degenerate "
+                    f"(narrower than {MIN_RANGE:g}; the grid was widened to it)")
+        return None
+
+    def clip_problem(self) -> str | None:
+        if int(self.steps) == 0 or not self.power_of_two or float(-self.lo) <= float(self.qparams()[0]):
+            return None
+        return (f"the power-of-two grid has zero point 0, so its negative values (calibrated down to "
+                f"{float(self.lo):.6g}) clamp to 0")
 
     def forward(self, x: torch.Tensor) -> QuantTensor:
         if self.training:
@@ -186,14 +251,15 @@ class ActQuant(_Quantizer):
         return QuantTensor((q - z) * s, s, z, self.bits, False)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, momentum={self.momentum}"
+        return f"{super().extra_repr()}, momentum={self.momentum}"
 
 
 class SymQuant(_Quantizer):
     """Symmetric narrow signed per-tensor quantizer (network input/output), zero point 0."""
 
-    def __init__(self, bits: int = 8, momentum: float | None = 0.1, rounding: str = "half_up") -> None:
-        super().__init__(bits)
+    def __init__(self, bits: int = 8, momentum: float | None = 0.1, rounding: str = "half_up",
+                 power_of_two: bool = False) -> None:
+        super().__init__(bits, power_of_two)
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
         self.momentum = momentum
@@ -206,14 +272,22 @@ class SymQuant(_Quantizer):
 
     def observe(self, x: torch.Tensor) -> None:
         with torch.no_grad():
-            _running_update(self.absmax, self.steps, x.abs().max(), self.momentum)
+            absmax = _finite_statistic(x.abs().max(), "the largest magnitude")
+            _running_update(self.absmax, self.steps, absmax, self.momentum)
             self.steps += 1
 
     def qparams(self) -> tuple[torch.Tensor, int]:
         if int(self.steps) == 0:
             raise CalibrationError("input/output quantizer has no statistics: run the model in train mode on data first")
         s = torch.clamp(self.absmax, min=MIN_RANGE / 2) / self.qmax()
-        return s.to(torch.float32), 0
+        return self._snap(s.to(torch.float32)), 0
+
+    def range_problem(self) -> str | None:
+        if int(self.steps) == 0 or float(self.absmax) >= MIN_RANGE / 2:
+            return None
+        a = float(self.absmax)
+        return (f"calibration range [-{a:.6g}, {a:.6g}] is degenerate (narrower than {MIN_RANGE:g}; "
+                "the grid was widened to it)")
 
     def forward(self, x: torch.Tensor) -> QuantTensor:
         if self.training:
@@ -225,7 +299,7 @@ class SymQuant(_Quantizer):
         return QuantTensor(q * s, s, 0, self.bits, True)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, momentum={self.momentum}, rounding={self.rounding}"
+        return f"{super().extra_repr()}, momentum={self.momentum}, rounding={self.rounding}"
 
 
 INT32_MAX = (1 << 31) - 1

@@ -27,16 +27,16 @@ class QuantInput(nn.Module):
     scale — exactly what ONNX QuantizeLinear + Clip compute on the host.
     """
 
-    def __init__(self, bits: int = 8, momentum: float | None = 0.1) -> None:
+    def __init__(self, bits: int = 8, momentum: float | None = 0.1, power_of_two: bool = False) -> None:
         super().__init__()
-        self.bits, self.momentum = bits, momentum
-        self.quant = SymQuant(bits, momentum, rounding="half_even")
+        self.bits, self.momentum, self.power_of_two = bits, momentum, bool(power_of_two)
+        self.quant = SymQuant(bits, momentum, rounding="half_even", power_of_two=power_of_two)
 
     def forward(self, x: torch.Tensor) -> QuantTensor:
         return self.quant(x.to(torch.float32))
 
     def config(self) -> dict:
-        return dict(bits=self.bits, momentum=self.momentum)
+        return dict(bits=self.bits, momentum=self.momentum, power_of_two=self.power_of_two)
 
 
 class QuantReLU(nn.Module):
@@ -55,10 +55,11 @@ class QuantAdd(nn.Module):
     """Residual add of two quantized tensors, re-quantized by its own activation quantizer."""
 
     def __init__(self, act_bits: int = 8, relu: bool = False, signed_output: bool = False,
-                 momentum: float | None = 0.1) -> None:
+                 momentum: float | None = 0.1, power_of_two: bool = False) -> None:
         super().__init__()
         self.act_bits, self.relu, self.signed_output, self.momentum = act_bits, bool(relu), bool(signed_output), momentum
-        self.out_quant = output_quantizer(act_bits, signed_output, momentum)
+        self.power_of_two = bool(power_of_two)
+        self.out_quant = output_quantizer(act_bits, signed_output, momentum, power_of_two)
 
     def forward(self, a: QuantTensor, b: QuantTensor) -> QuantTensor:
         y = a.value + b.value
@@ -67,7 +68,8 @@ class QuantAdd(nn.Module):
         return out
 
     def config(self) -> dict:
-        return dict(act_bits=self.act_bits, relu=self.relu, signed_output=self.signed_output, momentum=self.momentum)
+        return dict(act_bits=self.act_bits, relu=self.relu, signed_output=self.signed_output, momentum=self.momentum,
+                    power_of_two=self.power_of_two)
 
 
 def _union(m1, m2):
@@ -95,13 +97,14 @@ class MaxPool2d(nn.Module):
 class AvgPool2d(nn.Module):
     """Average pooling (padded taps are real zero: count_include_pad) with its own output quantizer."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, act_bits: int = 8, momentum: float | None = 0.1) -> None:
+    def __init__(self, kernel_size, stride=None, padding=0, act_bits: int = 8, momentum: float | None = 0.1,
+                 power_of_two: bool = False) -> None:
         super().__init__()
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride) if stride is not None else self.kernel_size
         self.padding = _pair(padding)
-        self.act_bits, self.momentum = act_bits, momentum
-        self.out_quant = output_quantizer(act_bits, False, momentum)
+        self.act_bits, self.momentum, self.power_of_two = act_bits, momentum, bool(power_of_two)
+        self.out_quant = output_quantizer(act_bits, False, momentum, power_of_two)
 
     def forward(self, x: QuantTensor) -> QuantTensor:
         y = F.avg_pool2d(x.value, self.kernel_size, self.stride, self.padding, count_include_pad=True)
@@ -111,16 +114,16 @@ class AvgPool2d(nn.Module):
 
     def config(self) -> dict:
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride), padding=list(self.padding),
-                    act_bits=self.act_bits, momentum=self.momentum)
+                    act_bits=self.act_bits, momentum=self.momentum, power_of_two=self.power_of_two)
 
 
 class GlobalAvgPool(nn.Module):
     """Mean over the whole plane, (N, C, H, W) -> (N, C), with its own output quantizer."""
 
-    def __init__(self, act_bits: int = 8, momentum: float | None = 0.1) -> None:
+    def __init__(self, act_bits: int = 8, momentum: float | None = 0.1, power_of_two: bool = False) -> None:
         super().__init__()
-        self.act_bits, self.momentum = act_bits, momentum
-        self.out_quant = output_quantizer(act_bits, False, momentum)
+        self.act_bits, self.momentum, self.power_of_two = act_bits, momentum, bool(power_of_two)
+        self.out_quant = output_quantizer(act_bits, False, momentum, power_of_two)
 
     def forward(self, x: QuantTensor) -> QuantTensor:
         out = self.out_quant(x.value.mean(dim=(2, 3)))
@@ -128,7 +131,7 @@ class GlobalAvgPool(nn.Module):
         return out
 
     def config(self) -> dict:
-        return dict(act_bits=self.act_bits, momentum=self.momentum)
+        return dict(act_bits=self.act_bits, momentum=self.momentum, power_of_two=self.power_of_two)
 
 
 class Flatten(nn.Module):

@@ -36,9 +36,12 @@ from exporters.grid import check_bits
 from toolchain.quant import ActQuant, QuantTensor, SymQuant, WeightQuant, quant_bias
 
 
-def output_quantizer(act_bits: int, signed_output: bool, momentum: float | None) -> nn.Module:
+def output_quantizer(act_bits: int, signed_output: bool, momentum: float | None,
+                     power_of_two: bool = False) -> nn.Module:
     """Hidden outputs: unsigned asymmetric; the network's output: signed symmetric narrow."""
-    return SymQuant(act_bits, momentum, rounding="half_up") if signed_output else ActQuant(act_bits, momentum)
+    if signed_output:
+        return SymQuant(act_bits, momentum, rounding="half_up", power_of_two=power_of_two)
+    return ActQuant(act_bits, momentum, power_of_two=power_of_two)
 
 
 class _QuantMac(nn.Module):
@@ -49,7 +52,7 @@ class _QuantMac(nn.Module):
     weight_mask: torch.Tensor
 
     def _setup(self, weight_shape, bias: bool, bn: bool, relu: bool, weight_bits: int, act_bits: int,
-               signed_output: bool, momentum: float | None) -> None:
+               signed_output: bool, momentum: float | None, power_of_two: bool) -> None:
         check_bits(weight_bits, f"{type(self).__name__} weight_bits")
         check_bits(act_bits, f"{type(self).__name__} act_bits")
         out = weight_shape[0]
@@ -60,9 +63,9 @@ class _QuantMac(nn.Module):
         self.bn = self._make_bn(out) if bn else None
         self.relu = bool(relu)
         self.weight_bits, self.act_bits = weight_bits, act_bits
-        self.signed_output, self.momentum = bool(signed_output), momentum
-        self.weight_quant = WeightQuant(weight_bits)
-        self.out_quant = output_quantizer(act_bits, signed_output, momentum)
+        self.signed_output, self.momentum, self.power_of_two = bool(signed_output), momentum, bool(power_of_two)
+        self.weight_quant = WeightQuant(weight_bits, power_of_two)
+        self.out_quant = output_quantizer(act_bits, signed_output, momentum, power_of_two)
         self.register_buffer("channel_mask", torch.ones(out))
         self.register_buffer("weight_mask", torch.ones(weight_shape))
 
@@ -144,7 +147,7 @@ class _QuantMac(nn.Module):
     def _common_config(self) -> dict:
         return dict(bias=self.bias is not None, bn=self.bn is not None, relu=self.relu,
                     weight_bits=self.weight_bits, act_bits=self.act_bits, signed_output=self.signed_output,
-                    momentum=self.momentum)
+                    momentum=self.momentum, power_of_two=self.power_of_two)
 
 
 class QuantConv2d(_QuantMac):
@@ -152,7 +155,7 @@ class QuantConv2d(_QuantMac):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, groups: int = 1,
                  bias: bool = True, bn: bool = False, relu: bool = False, weight_bits: int = 8, act_bits: int = 8,
-                 signed_output: bool = False, momentum: float | None = 0.1) -> None:
+                 signed_output: bool = False, momentum: float | None = 0.1, power_of_two: bool = False) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} must divide groups {groups}")
@@ -160,7 +163,7 @@ class QuantConv2d(_QuantMac):
         self.kernel_size = _pair(kernel_size)
         self.stride, self.padding = _pair(stride), _pair(padding)
         self._setup((out_channels, in_channels // groups, *self.kernel_size), bias, bn, relu, weight_bits,
-                    act_bits, signed_output, momentum)
+                    act_bits, signed_output, momentum, power_of_two)
 
     @property
     def depthwise(self) -> bool:
@@ -192,10 +195,11 @@ class QuantLinear(_QuantMac):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, bn: bool = False,
                  relu: bool = False, weight_bits: int = 8, act_bits: int = 8, signed_output: bool = False,
-                 momentum: float | None = 0.1) -> None:
+                 momentum: float | None = 0.1, power_of_two: bool = False) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._setup((out_features, in_features), bias, bn, relu, weight_bits, act_bits, signed_output, momentum)
+        self._setup((out_features, in_features), bias, bn, relu, weight_bits, act_bits, signed_output, momentum,
+                    power_of_two)
 
     def _make_bn(self, channels):
         return nn.BatchNorm1d(channels)

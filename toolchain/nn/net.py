@@ -22,7 +22,7 @@ from torch import nn
 from exporters.errors import ModelError
 from toolchain.nn.layers import AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantInput, QuantReLU
 from toolchain.nn.mac import QuantConv2d, QuantLinear, _QuantMac
-from toolchain.quant import QuantTensor, _Quantizer
+from toolchain.quant import CalibrationError, QuantTensor, _Quantizer
 
 SPEC_FORMAT = "foldline-net/1"
 RESERVED_NAMES = frozenset({"input"})  # the ONNX graph input's name
@@ -76,11 +76,17 @@ class QuantNet(nn.Module):
         return next(reversed(self.layers.keys()))
 
     def trace(self, x: torch.Tensor) -> dict[str, QuantTensor]:
-        """Every layer's output :class:`QuantTensor`, by layer name (topological order)."""
+        """Every layer's output :class:`QuantTensor`, by layer name (topological order).
+
+        A quantizer's :class:`CalibrationError` (no statistics yet, NaN/inf observed) is
+        re-raised with the layer's name in front."""
         outs: dict[str, QuantTensor] = {}
         for lname, module in self.layers.items():
             args = [outs[s] for s in self.layer_inputs[lname]] or [x]
-            outs[lname] = module(*args)
+            try:
+                outs[lname] = module(*args)
+            except CalibrationError as exc:
+                raise CalibrationError(f"layer '{lname}': {exc}") from None
         return outs
 
     def forward_quant(self, x: torch.Tensor) -> QuantTensor:
@@ -118,6 +124,29 @@ class QuantNet(nn.Module):
 def mac_layers(model: QuantNet) -> list[tuple[str, _QuantMac]]:
     """Every multiply-accumulate layer (QuantConv2d, QuantLinear), in order, by layer name."""
     return [(n, m) for n, m in model.layers.items() if isinstance(m, _QuantMac)]
+
+
+def with_power_of_two(model: QuantNet) -> QuantNet:
+    """``model`` with every quantizer in power-of-two mode (``toolchain.quant``), as a new
+    QuantNet rebuilt from the spec with the same state; ``model`` itself if already so.
+
+    The state (weights, statistics, masks) does not depend on the mode; the integers do,
+    so fine-tune after switching (``fpga-compress --init CKPT --power-of-two``)."""
+    spec = model.spec()
+    layers = [d["args"] for d in spec["layers"] if "power_of_two" in d["args"]]
+    if all(args["power_of_two"] for args in layers):
+        return model
+    for args in layers:
+        args["power_of_two"] = True
+    new = QuantNet.from_spec(spec)
+    new.load_state_dict(model.state_dict())
+    new.train(model.training)
+    return new
+
+
+def is_power_of_two(model: QuantNet) -> bool:
+    """Every quantizer of ``model`` rounds its scales to powers of two."""
+    return all(m.power_of_two for m in model.modules() if isinstance(m, _Quantizer))
 
 
 def set_quantization(model: nn.Module, enabled: bool) -> None:
