@@ -131,12 +131,18 @@ def compile_testbench(project_dir, *, cxx: str = "g++", opt: str = "-O2", extra_
         return exe
     log_path = build / BUILD_LOG
     stamp.unlink(missing_ok=True)
-    _progress(f"compiling C simulation of {project} ({_weight_count(project):,} nonzero weights)...")
+    _progress(f"compiling C simulation of {project.name} ({_weight_count(project):,} nonzero weights)...")
     start = time.perf_counter()
     compiles = [(f"g++ failed on {s}", [compiler, *flags, "-c", s, "-o", o]) for s, o in zip(sources, objects)]
     procs = [subprocess.Popen(c, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _, c in compiles]
-    steps = [(what, c, p.communicate()[0], p.returncode) for (what, c), p in zip(compiles, procs)]
+    try:
+        steps = [(what, c, p.communicate()[0], p.returncode) for (what, c), p in zip(compiles, procs)]
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): no compiler keeps running on its own
+        for p in procs:
+            p.kill()
+            p.wait()
+        raise
     if all(code == 0 for *_, code in steps):
         link = [compiler, *objects, "-o", f"csim/{exe.name}"]
         run = subprocess.run(link, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -161,7 +167,10 @@ def _weight_count(project: Path) -> int:
 def _progress(line: str) -> None:
     """One plain progress line: through the ``hls_templates.csim`` logger (INFO) when the
     application has configured logging, else on stderr, so a CLI that configures nothing still
-    tells a user reading its log file that a compile is under way."""
+    tells a user reading its log file that a compile is under way. A quiet CLI silences it by
+    raising the logger's level above INFO."""
+    if not _log.isEnabledFor(logging.INFO) and _log.level > logging.NOTSET:
+        return
     if _log.hasHandlers():
         _log.info(line)
     else:

@@ -2,7 +2,7 @@
 
     python3 scripts/make_example.py            # needs: apt-get install -y dataset-fashion-mnist
 
-The checkpoint is the built-in CNN compressed with seed 004's layerwise channel pruning to
+The checkpoint is the built-in CNN compressed with Zhang et al.'s layerwise channel pruning to
 50 % of its prunable channels, 4-bit weights and 8-bit activations, trained on the first
 20,000 Fashion-MNIST training images (about 1.5 minutes on 2 cores). The sample is the
 first 300 images of the test split (float32 in [0, 1], N x 1 x 28 x 28) with labels.

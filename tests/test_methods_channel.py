@@ -1,4 +1,4 @@
-"""Channel pruning methods: layerwise (seed 004 Alg. 1), stepwise and one-shot schedules."""
+"""Channel pruning methods: layerwise (Zhang et al. Alg. 1), stepwise and one-shot schedules."""
 
 import pytest
 import torch

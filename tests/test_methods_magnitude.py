@@ -1,4 +1,4 @@
-"""Iterative magnitude pruning with a sensitivity scan (seed 001)."""
+"""Iterative magnitude pruning with a sensitivity scan (Paupamah, James and Klein 2020)."""
 
 import math
 

@@ -47,11 +47,11 @@ details: docs/methods.md"""
 
 EXAMPLES = """\
 examples:
-  # layerwise channel pruning (seed 004) of the built-in CNN on Fashion-MNIST, W4A8
+  # layerwise channel pruning (Zhang, Colbert and Das 2022) of the built-in CNN on Fashion-MNIST, W4A8
   fpga-compress --method layerwise --data fashion-mnist --sparsity 0.5 \\
       --weight-bits 4 --act-bits 8 --epochs 2 -o cnn_w4a8.pt
 
-  # iterative magnitude pruning (seed 001), continuing from a trained checkpoint
+  # iterative magnitude pruning (Paupamah, James and Klein 2020), continuing from a trained checkpoint
   fpga-compress --method iterative-magnitude --init cnn_w4a8.pt --data fashion-mnist \\
       --sparsity 0.7 --weight-bits 4 --act-bits 8 --epochs 1 -o cnn_sparse.pt
 

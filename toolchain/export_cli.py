@@ -16,6 +16,7 @@ before the first one, so a bad input's error stays the only line.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -155,9 +156,16 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("part", args.part), ("clock_ns", args.clock_ns)) if v is not None}
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise ExportError(f"--min-agreement {args.min_agreement} is outside [0, 1]")
-    result = export(model, args.out, x, y, force=args.force, hls=args.hls, hls_config=HlsConfig(**overrides),
-                    float_logits=float_logits, min_agreement=args.min_agreement,
-                    progress=Progress(args.quiet, prefix=f"{PROG}: "))
+    csim_log = logging.getLogger("hls_templates.csim")
+    level = csim_log.level
+    if args.quiet:  # the C simulation's "compiling ..." lines too
+        csim_log.setLevel(logging.WARNING)
+    try:
+        result = export(model, args.out, x, y, force=args.force, hls=args.hls, hls_config=HlsConfig(**overrides),
+                        float_logits=float_logits, min_agreement=args.min_agreement,
+                        progress=Progress(args.quiet, prefix=f"{PROG}: "))
+    finally:
+        csim_log.setLevel(level)
     _print_summary(result, args.quiet)
     return _verdict(result)
 

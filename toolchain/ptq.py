@@ -32,7 +32,7 @@ puts every quantizer in power-of-two mode (:mod:`toolchain.quant`; the hls4ml ba
 exact mode).
 
 **Calibration** (:func:`calibrate`): every quantizer is built with ``momentum=None``, the
-cumulative average of the per-batch min/max (seed 004 Alg. 2), so the result does not
+cumulative average of the per-batch min/max (Zhang et al. Alg. 2), so the result does not
 depend on the order of batches beyond their grouping, and quantization is switched
 **off** while observing (``set_quantization(model, False)``): each quantizer sees the
 float activations of the float network, as a PTQ observer does, not activations

@@ -1,17 +1,17 @@
 """Quantizers: small parts that return value, scale, zero point and bit width together.
 
-Everything here follows the integer contract (``shared/docs/integer-contract.md``) and
-seed 004, section 4.2:
+Everything here follows the integer contract (``docs/integer-contract.md``) and
+Zhang, Colbert and Das 2022, section 4.2:
 
 * :class:`WeightQuant` — symmetric, narrow, per output channel:
   ``s[c] = max|w[c]| / (2^(b-1) - 1)``, integers in ``[-(2^(b-1)-1), 2^(b-1)-1]``.
-  The scale is taken from the **current** weights (seed 004 Alg. 3 averages the maximum
+  The scale is taken from the **current** weights (Zhang et al. Alg. 3 averages the maximum
   over steps; with the current maximum no weight ever saturates, and the scale is a pure
   function of the weights, so conversion cannot disagree with training). A channel whose
   weights are all zero borrows the largest scale of its layer (its integers are 0 either
   way; the scale only sets the precision of its bias). Weights round half to even.
 * :class:`ActQuant` — asymmetric, unsigned, per tensor, from moving-average min/max
-  (seed 004 Alg. 2). ``momentum=None`` is Alg. 2 exactly (the running mean over all
+  (Zhang et al. Alg. 2). ``momentum=None`` is Alg. 2 exactly (the running mean over all
   steps); a float ``m`` is an exponential average ``(1-m) * old + m * new`` (the first
   step takes the batch value). The range is widened to contain 0 so the zero point is an
   integer inside the grid and real zero is exact; ``s = (hi - lo) / (2^b - 1)`` (Alg. 2
@@ -163,7 +163,7 @@ class _Quantizer(nn.Module):
 
 
 def _running_update(buf: torch.Tensor, steps: torch.Tensor, new: torch.Tensor, momentum: float | None) -> None:
-    """Seed 004 Alg. 2 line 1-2 (``momentum=None``) or an exponential moving average."""
+    """Zhang et al. Alg. 2 line 1-2 (``momentum=None``) or an exponential moving average."""
     new = new.detach().to(buf.dtype)
     t = int(steps)
     if t == 0:

@@ -1,7 +1,7 @@
 """Training and evaluation loops shared by every compression method.
 
 A :class:`Trainer` owns the optimizer and an endless, seeded stream of shuffled
-mini-batches, so a method can train for a number of *steps* (seed 004 counts pruning
+mini-batches, so a method can train for a number of *steps* (Zhang et al. counts pruning
 in steps) or *epochs* and be called back after every step with the step's loss and batch
 accuracy; :class:`toolchain.progress.Progress` turns those calls into bars on a terminal
 and plain lines in a log file.

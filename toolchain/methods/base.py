@@ -12,8 +12,8 @@ dataclass. :meth:`Method.run` is a fixed template::
     measure   self.measure(model)        <- achieved sparsity, per-layer detail
 
 Quantization is latent (statistics collected, floats passed) until fine-tuning: the
-"prune, then quantize" order of seeds 001 and 004. A method may add a loss term by
-overriding :meth:`Method.regularizer` (seeds 002 and 003 need this) and may train inside
+"prune, then quantize" order of Paupamah et al. and Zhang et al.. A method may add a loss term by
+overriding :meth:`Method.regularizer` (DJPQ and IncReg need this) and may train inside
 ``prune`` with ``ctx.trainer``, which calls back after every step.
 
 >>> cfg = MethodConfig(sparsity=0.5, options={"iterations": "2"})

@@ -1,4 +1,4 @@
-"""Channel pruning by activation importance, three schedules (seed 004).
+"""Channel pruning by activation importance, three schedules (Zhang, Colbert and Das 2022).
 
 Importance of a channel = the mean L1 norm of its output activations (``|h|`` averaged
 over batch, positions and every layer whose output carries the group's channels),
@@ -10,7 +10,7 @@ channels already pruned (mask 0) are never revived.
 Registered names, one implementation (:class:`ChannelPruning`), differing only in
 ``schedule`` (:mod:`toolchain.methods.schedules`):
 
-* ``layerwise`` — seed 004's Algorithm 1: one group at a time, in topological order;
+* ``layerwise`` — Zhang et al.'s Algorithm 1: one group at a time, in topological order;
 * ``stepwise`` — Zhu & Gupta's cubic ramp, all groups together;
 * ``one-shot`` — dense training, then every group to the target at once.
 
@@ -172,7 +172,7 @@ def _alive(group: ChannelGroup) -> int:
 
 class Layerwise(ChannelPruning):
     name = "layerwise"
-    summary = "seed 004 Alg. 1: one channel group at a time, by activation L1"
+    summary = "Zhang et al. Alg. 1: one channel group at a time, by activation L1"
     schedule = "layerwise"
 
 

@@ -11,7 +11,7 @@ For each MAC layer (QuantConv2d, QuantLinear):
 * ``bops = macs * weight_bits * act_bits``, where ``act_bits`` is the bit width of the
   layer's **input** activation (the other multiplicand).
 
-BOPs of the network = the sum over its MAC layers (the DJPQ measure, seed 002; pooling
+BOPs of the network = the sum over its MAC layers (the measure of Wang, Lu and Blankevoort's DJPQ; pooling
 and additions are not counted). Shapes come from one forward of a copy of the model in
 eval mode with quantizers bypassed, so an uncalibrated model can be measured.
 

@@ -1,4 +1,4 @@
-"""Iterative magnitude pruning with a sensitivity scan, then per-channel QAT (seed 001).
+"""Iterative magnitude pruning with a sensitivity scan, then per-channel QAT (Paupamah, James and Klein 2020).
 
 1. Sensitivity scan (:mod:`toolchain.methods.sensitivity`) on up to ``scan_samples``
    validation samples: each MAC layer pruned alone at the ``scan_ratios`` (and
@@ -72,7 +72,7 @@ def folded_magnitude(layer) -> torch.Tensor:
 
 class IterativeMagnitude(Method):
     name = "iterative-magnitude"
-    summary = "seed 001: sensitivity scan, iterative weight magnitude pruning"
+    summary = "Paupamah et al.: sensitivity scan, iterative weight magnitude pruning"
     sparsity_kind = "weights"
     Options = MagnitudeOptions
 

@@ -1,9 +1,9 @@
-"""Pruning schedules as pure functions of the step (seed 004, section 4.1 and 5.1).
+"""Pruning schedules as pure functions of the step (Zhang, Colbert and Das 2022, section 4.1 and 5.1).
 
 All three channel schedules spend the same pruning budget of ``L * t_p`` steps
 (``L`` prunable groups, ``t_p`` steps per group) and update masks every ``dp`` steps:
 
-* **layerwise** (seed 004, Algorithm 1): group ``i`` owns steps
+* **layerwise** (Zhang et al., Algorithm 1): group ``i`` owns steps
   ``[i * t_p, (i + 1) * t_p)``; its mask is set to the target sparsity at the mask
   updates inside its window, from importance gathered since the window began.
   Groups are visited in topological order, one at a time.

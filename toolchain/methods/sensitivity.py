@@ -1,6 +1,6 @@
-"""Per-layer pruning sensitivity and the per-layer ratios it implies (seed 001).
+"""Per-layer pruning sensitivity and the per-layer ratios it implies (Paupamah, James and Klein 2020).
 
-Seed 001 (after Han et al.) picks how much of each network to prune from a
+Paupamah et al. (after Han et al.) picks how much of each network to prune from a
 *sensitivity scan*: prune one layer at a time by weight magnitude at increasing ratios,
 retrain briefly, and see where accuracy starts to fall. Here the scan is done without
 retraining (cheap, and it ranks layers the same way) and, instead of a hand-chosen

@@ -151,7 +151,7 @@ def is_power_of_two(model: QuantNet) -> bool:
 
 def set_quantization(model: nn.Module, enabled: bool) -> None:
     """Switch every quantizer on or off. Off, they still collect statistics in training
-    but pass floats through (seed 004: quantizers are latent until pruning is done)."""
+    but pass floats through (Zhang et al.: quantizers are latent until pruning is done)."""
     for m in model.modules():
         if isinstance(m, _Quantizer):
             m.enabled.fill_(bool(enabled))

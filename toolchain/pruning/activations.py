@@ -1,4 +1,4 @@
-"""Per-channel activation statistics through forward hooks (seed 004's importance measure).
+"""Per-channel activation statistics through forward hooks (Zhang et al.'s importance measure).
 
 :class:`ActivationRecorder` hooks the layers in each group's ``outputs`` and averages
 ``|activation|`` per channel over every batch, position and hooked layer while the
