@@ -17,6 +17,10 @@ public behaviour of the Xilinx tools and of hls4ml; calibrate the thresholds in
 * ``dsp``: anything wider, tiled over the DSP slice's signed ports ``A x B`` (27 x 18 on
   UltraScale+, 25 x 18 on 7-series): ``ceil(wide / A) * ceil(narrow / B)`` slices.
 
+These rules cost Foldline's own kernels. How the HLS front end actually builds a product by a
+constant (canonical signed digits, then DSP or LUT by width), calibrated on real reports, is
+:func:`hls_templates.estimate.primitives.constant_products`.
+
 **LUT cost of a product in fabric.**
 
 * constant weight (reuse 1: the unrolled loop sees literal weights and constant-folds):
@@ -36,6 +40,8 @@ public behaviour of the Xilinx tools and of hls4ml; calibrate the thresholds in
 [0, 1, 2, 2, 2, 3, 2]
 >>> int(dsp_tiles(32, 17, (27, 18)))
 2
+>>> naf_span(np.array([9, 7, 4])).tolist(), constant_width(np.array([11, -11, -16])).tolist()
+([3, 3, 0], [4, 5, 5])
 """
 
 from __future__ import annotations
@@ -66,6 +72,37 @@ def naf_weight(a: np.ndarray) -> np.ndarray:
     x3 = a + xh
     c = xh ^ x3
     return (np.bitwise_count(x3 & c) + np.bitwise_count(xh & c)).astype(np.int64)
+
+
+def naf_negative_digits(a: np.ndarray) -> np.ndarray:
+    """Number of -1 digits in the non-adjacent form of ``a >= 0`` (vectorised, as :func:`naf_weight`).
+
+    ``a = 2^i + 2^j`` has none, so ``-a`` needs a negation besides its adder; ``a = 2^i - 2^j``
+    has one, so ``-a = 2^j - 2^i`` is a single subtraction.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    xh = a >> 1
+    return np.bitwise_count(xh & (xh ^ (a + xh))).astype(np.int64)
+
+
+def naf_span(a: np.ndarray) -> np.ndarray:
+    """Distance between the highest and the lowest nonzero NAF digit of ``a >= 0`` (0 for 0 and 2^k).
+
+    A product by a two-digit constant ``±2^i ± 2^j`` is one adder of ``b_x + span + 1`` bits.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    xh = a >> 1
+    x3 = a + xh
+    digits = (x3 | xh) & (xh ^ x3)
+    low = np.where(a > 0, a & -a, 1)
+    return np.where(a > 0, bit_length(digits) - bit_length(low), 0).astype(np.int64)
+
+
+def constant_width(v: np.ndarray) -> np.ndarray:
+    """Bits of the narrowest field holding the integer constant ``v`` as the HLS tools size it: a
+    positive constant unsigned (``11`` -> 4 bits), a negative one two's complement (``-11`` -> 5)."""
+    v = np.asarray(v, dtype=np.int64)
+    return np.where(v >= 0, bit_length(np.abs(v)), bit_length(np.abs(v) - 1) + 1).astype(np.int64)
 
 
 def bit_length(a: np.ndarray) -> np.ndarray:
