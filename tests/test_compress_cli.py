@@ -189,3 +189,16 @@ def test_the_checkpoint_honours_the_umask(tmp_path, capsys):
         os.umask(previous)
     assert code == 0, err
     assert stat.S_IMODE((tmp_path / "m.pt").stat().st_mode) == 0o640
+
+
+def test_the_same_seed_gives_the_same_model_in_one_process(tmp_path, capsys):
+    """--seed fixes the new model's initial weights too, not only training (a sweep runs
+    configurations one after another in one process)."""
+    states = []
+    for run in ("a", "b"):
+        torch.rand(7)  # whatever ran before in this process must not matter
+        code, _, err = _run(capsys, "--method", "one-shot", "--model", "mlp", "-o", str(tmp_path / f"{run}.pt"), *FAST)
+        assert code == 0, err
+        states.append(toolchain.load(tmp_path / f"{run}.pt").state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

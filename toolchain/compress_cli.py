@@ -27,7 +27,7 @@ from toolchain.methods.costs import bops
 from toolchain.nn import is_power_of_two, set_quantization, with_power_of_two
 from toolchain.progress import Progress
 from toolchain.pruning import count_parameters
-from toolchain.train import evaluate_integer, predict
+from toolchain.train import evaluate_integer, predict, seed_everything
 
 PROG = "fpga-compress"
 
@@ -222,6 +222,7 @@ def run(args) -> dict:
     train_all = load_dataset(args.data, "train", args.limit)
     test = load_dataset(args.data, "test", args.limit)
     train, val = _split_validation(train_all, args.val_fraction)
+    seed_everything(args.seed)  # a new model's initial weights come from --seed too (same run, same model)
     model = _model(args, train, test)
     params_before, bops_before = count_parameters(model), bops(model)
 
