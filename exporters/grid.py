@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from exporters.errors import ModelError
 
 MIN_BITS = 2
@@ -85,3 +87,14 @@ class Grid:
     @classmethod
     def from_dict(cls, d: dict) -> "Grid":
         return cls(float(d["scale"]), int(d["zero_point"]), int(d["bits"]), bool(d["signed"]))
+
+
+def quantize_host(x, grid: Grid) -> np.ndarray:
+    """The host's input quantization (contract, "Quantizers"): ``clamp(round_half_to_even(x / s))``
+    with the division in float32, exactly what ONNX ``QuantizeLinear`` + ``Clip`` compute; int64.
+
+    >>> quantize_host([0.25, 0.75, -9.0], Grid(0.5, 0, 4, True)).tolist()    # ties to even
+    [0, 2, -7]
+    """
+    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(grid.scale))
+    return np.clip(q, grid.lo, grid.hi).astype(np.int64)

@@ -6,7 +6,8 @@ Graph scheme (opset 21; every name below is stable and documented in docs/intege
   half-to-even as the contract says for the host) then ``Clip`` to the narrow grid.
 * Conv / AvgPool / GlobalAvgPool: ``ConvInteger(x, w, x_zero_point)`` -> int32. Padded
   taps hold the zero point (ONNX: taps contribute ``(x - z_x) = 0``), as the contract's
-  folded form needs. Average pooling is a depthwise ConvInteger with all-ones weights.
+  folded form needs. Average pooling is a depthwise ConvInteger with all-ones weights (the
+  layer's ``convolution`` view, :mod:`exporters.layers.avg_pool`).
 * Linear: ``MatMulInteger(x, w^T, x_zero_point)`` -> int32.
 * bias: int32 ``Add`` (the accumulator bound is proven to fit 32 bits first).
 * requantization (:func:`_requant`), all in exact integer arithmetic:
@@ -25,6 +26,8 @@ Graph scheme (opset 21; every name below is stable and documented in docs/intege
 * MaxPool and Flatten act on the integers directly.
 * outputs: first the last layer's integers (int8), named after the layer; then
   ``<name>_float``, its ``DequantizeLinear``.
+
+One emitter per layer type, registered in :data:`EXPORTERS`.
 
 Every (M, n), scale, zero point and bit width stays readable: initializers are named
 ``<layer>.<field>``, each layer's first node carries a doc string, and the whole integer
@@ -113,96 +116,110 @@ def _requant_doc(rq: im.Requant) -> str:
             f"zero_point={rq.out.zero_point} bits={rq.out.bits}")
 
 
-def _export_layer(b: _GraphBuilder, model: im.IntegerModel, layer: im.Layer) -> None:
-    name = layer.name
-    if isinstance(layer, im.Input):
-        g = layer.grid
-        q = b.node(name, "QuantizeLinear", [INPUT_NAME, b.const(f"{name}.scale", g.scale, np.float32),
-                                            b.const(f"{name}.zero_point", 0, np.int8)],
-                   doc=f"input grid: scale={g.scale!r} zero_point=0 bits={g.bits} range [{g.lo}, {g.hi}]")
-        b.node(name, "Clip", [q, b.const(f"{name}.lo", g.lo, np.int8), b.const(f"{name}.hi", g.hi, np.int8)],
-               output=name)
-        return
-    if isinstance(layer, im.Flatten):
-        b.node(name, "Flatten", [layer.input], output=name, axis=1)
-        return
-    if isinstance(layer, im.MaxPool):
-        b.node(name, "MaxPool", [layer.input], output=name, kernel_shape=list(layer.kernel),
-               strides=list(layer.stride), pads=[layer.padding[0], layer.padding[1]] * 2)
-        return
-    if isinstance(layer, im.Add):
-        terms = []
-        for i, (src, m) in enumerate(zip(layer.inputs, layer.multipliers), start=1):
-            g = model.grid(src)
-            t = b.node(name, "Cast", [src], to=TensorProto.INT64)
-            t = b.node(name, "Sub", [t, b.const(f"{name}.zero_point{i}", g.zero_point, np.int64)])
-            terms.append(b.node(name, "Mul", [t, b.const(f"{name}.multiplier{i}", m, np.int64)]))
-        total = b.node(name, "Add", terms, doc=(f"residual add: M1={layer.multipliers[0]} M2={layer.multipliers[1]} "
-                                               f"n={layer.shift}; out scale={layer.out.scale!r} "
-                                               f"zero_point={layer.out.zero_point}"))
-        bound = sum(m * max(model.grid(s).hi - model.grid(s).zero_point, model.grid(s).zero_point - model.grid(s).lo)
-                    for s, m in zip(layer.inputs, layer.multipliers))
-        _requant(b, name, total, np.ones(1, np.int64), np.array([layer.shift]), bound, layer.out, layer.relu,
-                 spatial=False, output=name)
-        return
+def _export_input(b: _GraphBuilder, model: im.IntegerModel, layer: im.Input) -> None:
+    name, g = layer.name, layer.grid
+    q = b.node(name, "QuantizeLinear", [INPUT_NAME, b.const(f"{name}.scale", g.scale, np.float32),
+                                        b.const(f"{name}.zero_point", 0, np.int8)],
+               doc=f"input grid: scale={g.scale!r} zero_point=0 bits={g.bits} range [{g.lo}, {g.hi}]")
+    b.node(name, "Clip", [q, b.const(f"{name}.lo", g.lo, np.int8), b.const(f"{name}.hi", g.hi, np.int8)], output=name)
 
-    # Accumulating layers: ConvInteger / MatMulInteger (+ bias), then requantization.
+
+def _export_flatten(b: _GraphBuilder, model: im.IntegerModel, layer: im.Flatten) -> None:
+    b.node(layer.name, "Flatten", [layer.input], output=layer.name, axis=1)
+
+
+def _export_maxpool(b: _GraphBuilder, model: im.IntegerModel, layer: im.MaxPool) -> None:
+    b.node(layer.name, "MaxPool", [layer.input], output=layer.name, kernel_shape=list(layer.kernel),
+           strides=list(layer.stride), pads=[layer.padding[0], layer.padding[1]] * 2)
+
+
+def _export_add(b: _GraphBuilder, model: im.IntegerModel, layer: im.Add) -> None:
+    name = layer.name
+    terms = []
+    for i, (src, m) in enumerate(zip(layer.inputs, layer.multipliers), start=1):
+        g = model.grid(src)
+        t = b.node(name, "Cast", [src], to=TensorProto.INT64)
+        t = b.node(name, "Sub", [t, b.const(f"{name}.zero_point{i}", g.zero_point, np.int64)])
+        terms.append(b.node(name, "Mul", [t, b.const(f"{name}.multiplier{i}", m, np.int64)]))
+    total = b.node(name, "Add", terms, doc=(f"residual add: M1={layer.multipliers[0]} M2={layer.multipliers[1]} "
+                                           f"n={layer.shift}; out scale={layer.out.scale!r} "
+                                           f"zero_point={layer.out.zero_point}"))
+    bound = sum(max(-lo, hi) for lo, hi in layer.term_bounds(model))  # a bound of |sum|: each term's magnitude
+    _requant(b, name, total, np.ones(1, np.int64), np.array([layer.shift]), bound, layer.out, layer.relu,
+             spatial=False, output=name)
+
+
+# Accumulating layers: ConvInteger / MatMulInteger (+ bias), then requantization.
+def _accumulator_input(b: _GraphBuilder, model: im.IntegerModel, layer) -> tuple[str, str, im.AccumulatorAnalysis]:
+    """The input zero point initializer, the first node's doc string and the proven bounds."""
     g = model.grid(layer.input)
-    zp = b.const(f"{name}.x_zero_point", g.zero_point, np.dtype(g.dtype))
+    zp = b.const(f"{layer.name}.x_zero_point", g.zero_point, np.dtype(g.dtype))
     analysis = im.accumulator_analysis(model, layer)
+    doc = _requant_doc(layer.requant) + f"; input zero_point={g.zero_point}; acc bits (folded/HLS)={analysis.bits}"
+    return zp, doc, analysis
+
+
+def _conv_integer(b: _GraphBuilder, model: im.IntegerModel, layer, doc_extra: str = ""):
+    """``ConvInteger`` of the layer's :class:`~exporters.layers.window.ConvolutionView` (int32)."""
+    zp, doc, analysis = _accumulator_input(b, model, layer)
+    view = layer.convolution(model)
+    w = b.const(f"{layer.name}.weight", view.weight, np.int8)
+    acc = b.node(layer.name, "ConvInteger", [layer.input, w, zp], doc=doc + doc_extra, group=int(view.groups),
+                 kernel_shape=list(view.weight.shape[2:]), strides=list(view.stride),
+                 pads=[view.padding[0], view.padding[1]] * 2)
+    return acc, analysis
+
+
+def _add_bias(b: _GraphBuilder, layer: im.MacLayer, acc: str, spatial: bool) -> str:
+    bias = layer.bias.reshape(_channel_shape(layer.out_channels, spatial))
+    return b.node(layer.name, "Add", [acc, b.const(f"{layer.name}.bias", bias, np.int32)])
+
+
+def _requant_accumulator(b: _GraphBuilder, layer, acc: str, analysis, spatial: bool) -> None:
     rq = layer.requant
-    doc = _requant_doc(rq) + f"; input zero_point={g.zero_point}; acc bits (folded/HLS)={analysis.bits}"
-    if isinstance(layer, im.Linear):
-        w = b.const(f"{name}.weight", layer.weight.T, np.int8)
-        acc = b.node(name, "MatMulInteger", [layer.input, w, zp], doc=doc + f"; weight bits={layer.weight_bits}")
-        spatial = False
-    else:
-        channels = model.shape(layer.input)[0]
-        if isinstance(layer, im.Conv):
-            weight, groups, stride, pad = layer.weight, layer.groups, layer.stride, layer.padding
-            doc += f"; weight bits={layer.weight_bits}"
-        else:
-            kh, kw = im.pool_window(model, layer)
-            weight = np.ones((channels, 1, kh, kw), np.int8)
-            groups = channels
-            stride, pad = (layer.stride, layer.padding) if isinstance(layer, im.AvgPool) else ((1, 1), (0, 0))
-        w = b.const(f"{name}.weight", weight, np.int8)
-        acc = b.node(name, "ConvInteger", [layer.input, w, zp], doc=doc, group=int(groups),
-                     kernel_shape=list(weight.shape[2:]), strides=list(stride), pads=[pad[0], pad[1]] * 2)
-        spatial = True
-        if isinstance(layer, im.GlobalAvgPool):
-            acc = b.node(name, "Flatten", [acc], axis=1)
-            spatial = False
-    if isinstance(layer, im.MacLayer):
-        acc = b.node(name, "Add", [acc, b.const(f"{name}.bias", layer.bias.reshape(
-            _channel_shape(layer.out_channels, spatial)), np.int32)])
-    acc64 = b.node(name, "Cast", [acc], to=TensorProto.INT64)
-    _requant(b, name, acc64, rq.multiplier, rq.shift, analysis.requant_input, rq.out, rq.relu,
-             spatial=spatial, output=name)
+    acc64 = b.node(layer.name, "Cast", [acc], to=TensorProto.INT64)
+    _requant(b, layer.name, acc64, rq.multiplier, rq.shift, analysis.requant_input, rq.out, rq.relu,
+             spatial=spatial, output=layer.name)
+
+
+def _export_conv(b: _GraphBuilder, model: im.IntegerModel, layer: im.Conv) -> None:
+    acc, analysis = _conv_integer(b, model, layer, f"; weight bits={layer.weight_bits}")
+    _requant_accumulator(b, layer, _add_bias(b, layer, acc, spatial=True), analysis, spatial=True)
+
+
+def _export_linear(b: _GraphBuilder, model: im.IntegerModel, layer: im.Linear) -> None:
+    zp, doc, analysis = _accumulator_input(b, model, layer)
+    w = b.const(f"{layer.name}.weight", layer.weight.T, np.int8)
+    acc = b.node(layer.name, "MatMulInteger", [layer.input, w, zp], doc=doc + f"; weight bits={layer.weight_bits}")
+    _requant_accumulator(b, layer, _add_bias(b, layer, acc, spatial=False), analysis, spatial=False)
+
+
+def _export_avgpool(b: _GraphBuilder, model: im.IntegerModel, layer: im.AvgPool) -> None:
+    acc, analysis = _conv_integer(b, model, layer)
+    _requant_accumulator(b, layer, acc, analysis, spatial=True)
+
+
+def _export_global_avgpool(b: _GraphBuilder, model: im.IntegerModel, layer: im.GlobalAvgPool) -> None:
+    acc, analysis = _conv_integer(b, model, layer)
+    _requant_accumulator(b, layer, b.node(layer.name, "Flatten", [acc], axis=1), analysis, spatial=False)
+
+
+#: One ONNX emitter per layer type (nodes named ``<layer>/<Op>``; docs/integer-format.md).
+EXPORTERS = {
+    im.Input: _export_input,
+    im.Conv: _export_conv,
+    im.Linear: _export_linear,
+    im.MaxPool: _export_maxpool,
+    im.AvgPool: _export_avgpool,
+    im.GlobalAvgPool: _export_global_avgpool,
+    im.Add: _export_add,
+    im.Flatten: _export_flatten,
+}
 
 
 def layer_metadata(model: im.IntegerModel) -> list[dict]:
     """The integer model as JSON-ready dicts; arrays too big to be metadata are named, not copied."""
-    out = []
-    for layer in model.layers:
-        d = {"type": type(layer).__name__, "name": layer.name, "inputs": list(layer.inputs)}
-        if isinstance(layer, im.Input):
-            d.update(shape=list(layer.shape), grid=layer.grid.to_dict())
-        if isinstance(layer, im.MacLayer):
-            d.update(weight=f"{layer.name}.weight", bias=f"{layer.name}.bias", weight_bits=layer.weight_bits,
-                     weight_scale=layer.weight_scale.tolist(), requant=layer.requant.to_dict())
-        if isinstance(layer, im.Conv):
-            d.update(stride=list(layer.stride), padding=list(layer.padding), groups=layer.groups)
-        if isinstance(layer, (im.MaxPool, im.AvgPool)):
-            d.update(kernel=list(layer.kernel), stride=list(layer.stride), padding=list(layer.padding))
-        if isinstance(layer, (im.AvgPool, im.GlobalAvgPool)):
-            d.update(requant=layer.requant.to_dict())
-        if isinstance(layer, im.Add):
-            d.update(multipliers=list(layer.multipliers), shift=layer.shift, out=layer.out.to_dict(), relu=layer.relu)
-        if isinstance(layer, (im.MacLayer, im.AvgPool, im.GlobalAvgPool)):
-            d["acc_bits"] = im.accumulator_analysis(model, layer).bits
-        out.append(d)
-    return out
+    return [layer.to_dict(model) for layer in model.layers]
 
 
 def to_onnx(model: im.IntegerModel, float_output: bool = True) -> onnx.ModelProto:
@@ -210,7 +227,7 @@ def to_onnx(model: im.IntegerModel, float_output: bool = True) -> onnx.ModelProt
     model.validate()
     b = _GraphBuilder()
     for layer in model.layers:
-        _export_layer(b, model, layer)
+        EXPORTERS[type(layer)](b, model, layer)
     last = model.output
     final = model.grid(last.name)
     batch = "N"

@@ -2,6 +2,7 @@
 
 The exporter stores the model's structure and every integer parameter except the weight
 and bias arrays as JSON metadata, and the arrays as named initializers; this reverses it.
+Each layer type rebuilds itself from its entry (``Layer.from_dict``, driven by its fields).
 A file without that metadata (not written by Foldline's exporter) is refused with a
 message saying so, rather than guessed at.
 """
@@ -11,13 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from exporters import integer_model as im
 from exporters.errors import ModelError
-from exporters.grid import Grid
 from exporters.onnx_export import FORMAT, FORMAT_KEY, METADATA_KEY
 
 
@@ -56,27 +55,7 @@ def as_integer_model(model) -> im.IntegerModel:
 
 
 def _layer(d: dict, arrays: dict) -> im.Layer:
-    kind, name = d["type"], d["name"]
-    if kind == "Input":
-        return im.Input(name, tuple(d["shape"]), Grid.from_dict(d["grid"]))
-    if kind in ("Conv", "Linear"):
-        weight = arrays[d["weight"]].astype(np.int64)
-        common = dict(weight=weight.T if kind == "Linear" else weight, bias=arrays[d["bias"]].reshape(-1),
-                      weight_bits=d["weight_bits"], weight_scale=d["weight_scale"],
-                      requant=im.Requant.from_dict(d["requant"]))
-        if kind == "Linear":
-            return im.Linear(name, d["inputs"][0], **common)
-        return im.Conv(name, d["inputs"][0], **common, stride=d["stride"], padding=d["padding"], groups=d["groups"])
-    if kind == "MaxPool":
-        return im.MaxPool(name, d["inputs"][0], d["kernel"], d["stride"], d["padding"])
-    if kind == "AvgPool":
-        return im.AvgPool(name, d["inputs"][0], d["kernel"], d["stride"], d["padding"],
-                          im.Requant.from_dict(d["requant"]))
-    if kind == "GlobalAvgPool":
-        return im.GlobalAvgPool(name, d["inputs"][0], im.Requant.from_dict(d["requant"]))
-    if kind == "Add":
-        return im.Add(name, d["inputs"][0], d["inputs"][1], d["multipliers"], d["shift"],
-                      Grid.from_dict(d["out"]), d["relu"])
-    if kind == "Flatten":
-        return im.Flatten(name, d["inputs"][0])
-    raise ModelError(f"layer '{name}': unknown layer type '{kind}' in Foldline metadata")
+    cls = im.LAYER_TYPES.get(d["type"])
+    if cls is None:
+        raise ModelError(f"layer '{d['name']}': unknown layer type '{d['type']}' in Foldline metadata")
+    return cls.from_dict(d, arrays)

@@ -1,6 +1,8 @@
 """Per-layer cost figures of an integer model, as reported in ``report.json``.
 
-Definitions (one place for each):
+Definitions (one place for each: the counts are each layer type's ``work``, the BOPs
+formula is :func:`exporters.layers.base.bit_operations`, shared with
+``toolchain.methods.costs``):
 
 * ``macs``: multiply-accumulates of one inference (batch 1) that a dense kernel performs:
   output elements x taps per output. Average pooling counts its window additions here
@@ -21,55 +23,31 @@ Definitions (one place for each):
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import asdict, fields
 
 from exporters import integer_model as im
-
-
-def _taps(model: im.IntegerModel, layer: im.Layer) -> tuple[np.ndarray, int]:
-    """Per-output-channel weight rows and the number of output positions per channel."""
-    out_shape = model.shape(layer.name)
-    positions = int(np.prod(out_shape[1:])) if len(out_shape) == 3 else 1
-    if isinstance(layer, im.MacLayer):
-        return layer.weight_rows(), positions
-    kh, kw = im.pool_window(model, layer)
-    return np.ones((model.shape(layer.input)[0], kh * kw), np.int64), positions
+from exporters.layers import Work
 
 
 def layer_stats(model: im.IntegerModel) -> list[dict]:
-    """One row per computing layer (Conv, Linear, pools, Add), in model order."""
+    """One row per computing layer (Conv, Linear, pools, Add), in model order; the figures
+    are each layer's own :meth:`~exporters.layers.base.Layer.work`."""
     rows = []
     for layer in model.layers:
-        if isinstance(layer, (im.Input, im.Flatten)):
+        if not layer.computes:
             continue
         in_shape = model.shape(layer.inputs[0])
-        out_shape = model.shape(layer.name)
+        window = layer.window(model)
         row = {"name": layer.name, "op": type(layer).__name__, "in_channels": in_shape[0],
-               "out_channels": out_shape[0], "kernel": None, "weight_bits": None,
+               "out_channels": model.shape(layer.name)[0], "kernel": None if window is None else list(window),
+               "weight_bits": layer.weight_bits if isinstance(layer, im.MacLayer) else None,
                "act_bits": model.grid(layer.inputs[0]).bits, "out_bits": model.grid(layer.name).bits,
-               "acc_bits": None, "macs": 0, "nonzero_macs": 0, "bops": 0, "nonzero_bops": 0, "params": 0,
-               "weight_memory_bits": 0}
-        if isinstance(layer, (im.MacLayer, im.AvgPool, im.GlobalAvgPool)):
-            rows_w, positions = _taps(model, layer)
-            row["acc_bits"] = im.accumulator_analysis(model, layer).bits
-            row["macs"] = int(rows_w.size * positions)
-            row["nonzero_macs"] = int(np.count_nonzero(rows_w) * positions)
-        if isinstance(layer, im.Conv):
-            row["kernel"] = list(layer.kernel)
-        elif isinstance(layer, (im.MaxPool, im.AvgPool)):
-            row["kernel"] = list(layer.kernel)
-        elif isinstance(layer, im.GlobalAvgPool):
-            row["kernel"] = list(in_shape[1:])
-        if isinstance(layer, im.MacLayer):
-            row["weight_bits"] = layer.weight_bits
-            row["bops"] = row["macs"] * layer.weight_bits * row["act_bits"]
-            row["nonzero_bops"] = row["nonzero_macs"] * layer.weight_bits * row["act_bits"]
-            row["params"] = int(layer.weight.size + layer.bias.size)
-            row["weight_memory_bits"] = int(layer.weight.size * layer.weight_bits + layer.bias.size * 32)
+               "acc_bits": im.accumulator_analysis(model, layer).bits if layer.accumulates else None}
+        row.update(asdict(layer.work(model)))
         rows.append(row)
     return rows
 
 
 def totals(rows: list[dict]) -> dict:
-    keys = ("macs", "nonzero_macs", "bops", "nonzero_bops", "params", "weight_memory_bits")
+    keys = [f.name for f in fields(Work)]
     return {k: int(sum(r[k] for r in rows)) for k in keys}

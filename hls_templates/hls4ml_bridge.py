@@ -12,9 +12,9 @@ converted):
   (i.e. ``M[c]`` is a power of two), and for average pooling and residual adds it equals
   the ratio of the grids' scales (hls4ml has no multiplier of its own there);
 * every layer is one hls4ml's PyTorch front end converts: Conv (groups = 1), Linear,
-  MaxPool and AvgPool without padding, Flatten, residual Add. Depthwise/grouped Conv and
-  GlobalAvgPool are refused (hls4ml 1.3 has no grouped Conv2d and no AdaptiveAvgPool for
-  PyTorch).
+  MaxPool and AvgPool without padding, Flatten, residual Add — one planning rule per layer
+  type in :data:`STEPS`. Depthwise/grouped Conv and GlobalAvgPool (:data:`REFUSED`) are
+  refused (hls4ml 1.3 has no grouped Conv2d and no AdaptiveAvgPool for PyTorch).
 
 The mapping (a tensor with grid scale ``2^e`` and integers ``q`` is the real ``q * 2^e``):
 
@@ -66,7 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters import integer_model as im
-from exporters.bounds import mac_bounds, signed_width
+from exporters.bounds import signed_width
 from exporters.errors import FoldlineError, ModelError
 from exporters.grid import Grid
 from exporters.onnx_import import as_integer_model
@@ -184,12 +184,8 @@ class Step:
     params: dict = field(default_factory=dict)
 
 
-def _mac_step(model: im.IntegerModel, layer: im.MacLayer, ex: int, ey: int) -> Step:
+def _mac_step(model: im.IntegerModel, layer: im.MacLayer, ex: int, ey: int, kind: str) -> Step:
     """Weights ``w * 2^f[c]``, bias ``b * 2^(e_x + f[c])``, ``f = k + e_y - e_x``; exact types."""
-    if isinstance(layer, im.Conv) and layer.groups != 1:
-        raise Hls4mlUnsupportedError(
-            f"layer '{layer.name}': grouped/depthwise Conv (groups={layer.groups}) is not supported by "
-            "hls4ml's PyTorch converter")
     for c, s in enumerate(layer.weight_scale):
         if _log2_exact(s) is None:
             raise NotPowerOfTwoError(
@@ -200,23 +196,97 @@ def _mac_step(model: im.IntegerModel, layer: im.MacLayer, ex: int, ey: int) -> S
     spread = np.left_shift(np.int64(1), f - f_min)  # 2^(f[c] - f_min), exact as int64 (checked below)
     if int((f - f_min).max()) > 62:
         raise Hls4mlUnsupportedError(f"layer '{layer.name}': per-channel multipliers span more than 2^62")
-    rows = layer.weight_rows()
-    w_mag = np.abs(rows).max(axis=1) * spread
+    w_mag = np.abs(layer.weight_rows()).max(axis=1) * spread
     b_mag = np.abs(layer.bias) * spread
-    g = model.grid(layer.input)
-    zero = np.zeros(rows.shape[0], dtype=np.int64)
-    products = mac_bounds(rows, zero, g.lo, g.hi)
-    acc_lo = np.minimum(products.lo, products.lo + layer.bias) * spread
-    acc_hi = np.maximum(products.hi, products.hi + layer.bias) * spread
+    acc = im.accumulator_analysis(model, layer).subtract_first  # zero points are 0: x - z_x = x
+    acc_lo, acc_hi = acc.lo * spread, acc.hi * spread
     types = {
         "weight": exact_type(-w_mag.max(), w_mag.max(), f_min),
         "bias": exact_type(-b_mag.max(), b_mag.max(), ex + f_min),
         "accum": exact_type(min(acc_lo.min(), -b_mag.max()), max(acc_hi.max(), b_mag.max()), ex + f_min),
     }
-    kind = "conv" if isinstance(layer, im.Conv) else "linear"
     weight = layer.weight.astype(np.float64) * np.ldexp(1.0, f).reshape((-1,) + (1,) * (layer.weight.ndim - 1))
     bias = layer.bias.astype(np.float64) * np.ldexp(1.0, ex + f)
     return Step(layer.name, kind, (layer.input,), types, params={"weight": weight, "bias": bias})
+
+
+# -- one planning rule per layer type: rule(model, layer, exps, steps) appends the layer's steps
+#    and sets exps[layer] (its grid's scale exponent); refusals name the layer ----------------
+
+def _output_exponent(model, layer, exps: dict) -> int:
+    exps[layer.name] = _grid_exponent(f"layer '{layer.name}' output grid", model.grid(layer.name))
+    return exps[layer.name]
+
+
+def _plan_input(model, layer: im.Input, exps: dict, steps: list) -> None:
+    grid = model.grid(layer.name)
+    exps[layer.name] = _grid_exponent(f"input '{layer.name}'", grid)
+    steps.append(Step(layer.name, "input", (), {"result": input_type(grid, exps[layer.name])}))
+
+
+def _plan_conv(model, layer: im.Conv, exps: dict, steps: list) -> None:
+    ey = _output_exponent(model, layer, exps)
+    if layer.groups != 1:
+        raise Hls4mlUnsupportedError(
+            f"layer '{layer.name}': grouped/depthwise Conv (groups={layer.groups}) is not supported by "
+            "hls4ml's PyTorch converter")
+    _append_mac(model, layer, exps, steps, ey, "conv")
+
+
+def _plan_linear(model, layer: im.Linear, exps: dict, steps: list) -> None:
+    _append_mac(model, layer, exps, steps, _output_exponent(model, layer, exps), "linear")
+
+
+def _append_mac(model, layer: im.MacLayer, exps: dict, steps: list, ey: int, kind: str) -> None:
+    step = _mac_step(model, layer, exps[layer.input], ey, kind)
+    steps.append(step)
+    _append_output_cast(steps, step, model.grid(layer.name), ey, layer.requant.relu)
+
+
+def _plan_same_type(model, layer, exps: dict, steps: list, kind: str, keys: tuple[str, ...]) -> None:
+    """A layer hls4ml computes in its input's type (MaxPool, Flatten)."""
+    exps[layer.name] = exps[layer.input]
+    keep = _result_type(steps, layer.input)
+    steps.append(Step(layer.name, kind, (layer.input,), {key: keep for key in keys}))
+
+
+def _plan_maxpool(model, layer: im.MaxPool, exps: dict, steps: list) -> None:
+    if any(layer.padding):
+        raise Hls4mlUnsupportedError(f"layer '{layer.name}': MaxPool padding {layer.padding} is not supported "
+                                     "(hls4ml pads with its own value, not the contract's)")
+    _plan_same_type(model, layer, exps, steps, "maxpool", ("result", "accum"))
+
+
+def _plan_flatten(model, layer: im.Flatten, exps: dict, steps: list) -> None:
+    _plan_same_type(model, layer, exps, steps, "flatten", ("result",))
+
+
+def _plan_avgpool(model, layer: im.AvgPool, exps: dict, steps: list) -> None:
+    ey = _output_exponent(model, layer, exps)
+    steps.append(_avgpool_step(model, layer, exps[layer.input], ey, model.grid(layer.name)))
+
+
+def _plan_add(model, layer: im.Add, exps: dict, steps: list) -> None:
+    ey = _output_exponent(model, layer, exps)
+    step = _add_step(model, layer, exps, ey)
+    steps.append(step)
+    _append_output_cast(steps, step, model.grid(layer.name), ey, layer.relu)
+
+
+#: How each layer type becomes hls4ml layers exactly ...
+STEPS = {
+    im.Input: _plan_input,
+    im.Conv: _plan_conv,
+    im.Linear: _plan_linear,
+    im.MaxPool: _plan_maxpool,
+    im.AvgPool: _plan_avgpool,
+    im.Add: _plan_add,
+    im.Flatten: _plan_flatten,
+}
+#: ... and the types it refuses, with the reason (checked before anything is converted).
+REFUSED = {
+    im.GlobalAvgPool: "GlobalAvgPool has no hls4ml PyTorch equivalent (no AdaptiveAvgPool)",
+}
 
 
 def hls4ml_plan(model: im.IntegerModel) -> list[Step]:
@@ -225,39 +295,12 @@ def hls4ml_plan(model: im.IntegerModel) -> list[Step]:
     exps: dict[str, int] = {}
     steps: list[Step] = []
     for layer in model.layers:
-        name = layer.name
-        grid = model.grid(name)
-        if isinstance(layer, im.Input):
-            exps[name] = _grid_exponent(f"input '{name}'", grid)
-            steps.append(Step(name, "input", (), {"result": input_type(grid, exps[name])}))
-            continue
-        if isinstance(layer, im.GlobalAvgPool):
-            raise Hls4mlUnsupportedError(
-                f"layer '{name}': GlobalAvgPool has no hls4ml PyTorch equivalent (no AdaptiveAvgPool)")
-        src = layer.inputs[0]
-        ex = exps[src]
-        if isinstance(layer, (im.MaxPool, im.Flatten)):
-            if isinstance(layer, im.MaxPool) and any(layer.padding):
-                raise Hls4mlUnsupportedError(f"layer '{name}': MaxPool padding {layer.padding} is not supported "
-                                             "(hls4ml pads with its own value, not the contract's)")
-            exps[name] = ex
-            keep = _result_type(steps, src)
-            types = {"result": keep} | ({"accum": keep} if isinstance(layer, im.MaxPool) else {})
-            steps.append(Step(name, "maxpool" if isinstance(layer, im.MaxPool) else "flatten", (src,), types))
-            continue
-        ey = exps[name] = _grid_exponent(f"layer '{name}' output grid", grid)
-        if isinstance(layer, im.MacLayer):
-            step = _mac_step(model, layer, ex, ey)
-            steps.append(step)
-            _append_output_cast(steps, step, grid, ey, layer.requant.relu)
-        elif isinstance(layer, im.AvgPool):
-            steps.append(_avgpool_step(model, layer, ex, ey, grid))
-        elif isinstance(layer, im.Add):
-            step = _add_step(model, layer, exps, ey)
-            steps.append(step)
-            _append_output_cast(steps, step, grid, ey, layer.relu)
-        else:
-            raise Hls4mlUnsupportedError(f"layer '{name}': {type(layer).__name__} has no hls4ml mapping")
+        if type(layer) in REFUSED:
+            raise Hls4mlUnsupportedError(f"layer '{layer.name}': {REFUSED[type(layer)]}")
+        rule = STEPS.get(type(layer))
+        if rule is None:
+            raise Hls4mlUnsupportedError(f"layer '{layer.name}': {type(layer).__name__} has no hls4ml mapping")
+        rule(model, layer, exps, steps)
     for step in steps:
         for key, t in step.types.items():
             if t.width > MAX_TYPE_BITS:
@@ -303,10 +346,10 @@ def _add_step(model, layer: im.Add, exps: dict, ey: int) -> Step:
     k = _power_of_two_multipliers(layer.name, np.array(layer.multipliers), np.full(2, layer.shift))
     for src, ki in zip(layer.inputs, k):
         _check_ratio(layer.name, int(ki), 2.0 ** (exps[src] - ey), f"s_{src} / s_y")
-    grids = [model.grid(s) for s in layer.inputs]
+    # M_i = 2^(n + e_i - e_y) (just checked) and z_i = 0: the integer sum is the real sum in units of
+    # 2^(e_y - n); counted in the finer input's units 2^lsb it is the sum shifted right by n + lsb - e_y >= 0
     lsb = min(exps[s] for s in layer.inputs)
-    lo = sum(g.lo << (exps[s] - lsb) for g, s in zip(grids, layer.inputs))
-    hi = sum(g.hi << (exps[s] - lsb) for g, s in zip(grids, layer.inputs))
+    lo, hi = (v >> (layer.shift + lsb - ey) for v in layer.sum_bounds(model))
     return Step(layer.name, "add", tuple(layer.inputs), {"accum": exact_type(lo, hi, lsb)})
 
 
@@ -547,27 +590,39 @@ def power_of_two_copy(model: im.IntegerModel) -> im.IntegerModel:
             rq.out = _snap_grid(rq.out)
     model.invalidate()
     for layer in model.layers:
-        if isinstance(layer, im.Input) or isinstance(layer, (im.MaxPool, im.Flatten)):
-            continue
-        sy = model.grid(layer.name).scale
-        if isinstance(layer, im.MacLayer):
-            sx = model.grid(layer.input).scale
-            real = layer.requant.multiplier / np.ldexp(1.0, layer.requant.shift)
-            k = np.clip(np.round(np.log2(real)), 15 - MAX_SHIFT, 15).astype(np.int64)
-            layer.requant.multiplier = np.full(k.shape, 1 << 15, dtype=np.int64)
-            layer.requant.shift = 15 - k
-            layer.weight_scale = np.ldexp(1.0, k) * sy / sx
-        elif isinstance(layer, (im.AvgPool, im.GlobalAvgPool)):
-            sx = model.grid(layer.input).scale
-            kh, kw = im.pool_window(model, layer)
-            m, n = quantize_multiplier(sx / (sy * kh * kw))
-            c = layer.requant.multiplier.size
-            layer.requant.multiplier, layer.requant.shift = np.full(c, m), np.full(c, n)
-        elif isinstance(layer, im.Add):
-            m, n = quantize_shared_shift([model.grid(layer.a).scale / sy, model.grid(layer.b).scale / sy])
-            layer.multipliers, layer.shift = tuple(int(v) for v in m), int(n)
+        if layer.requantizes:
+            SNAP_MULTIPLIERS[type(layer)](model, layer, model.grid(layer.name).scale)
     model.validate()
     return model
+
+
+def _snap_mac(model, layer: im.MacLayer, sy: float) -> None:
+    sx = model.grid(layer.input).scale
+    real = layer.requant.multiplier / np.ldexp(1.0, layer.requant.shift)
+    k = np.clip(np.round(np.log2(real)), 15 - MAX_SHIFT, 15).astype(np.int64)
+    layer.requant.multiplier = np.full(k.shape, 1 << 15, dtype=np.int64)
+    layer.requant.shift = 15 - k
+    layer.weight_scale = np.ldexp(1.0, k) * sy / sx
+
+
+def _snap_average(model, layer, sy: float) -> None:
+    sx = model.grid(layer.input).scale
+    kh, kw = layer.window(model)
+    m, n = quantize_multiplier(sx / (sy * kh * kw))
+    c = layer.requant.multiplier.size
+    layer.requant.multiplier, layer.requant.shift = np.full(c, m), np.full(c, n)
+
+
+def _snap_add(model, layer: im.Add, sy: float) -> None:
+    m, n = quantize_shared_shift([model.grid(layer.a).scale / sy, model.grid(layer.b).scale / sy])
+    layer.multipliers, layer.shift = tuple(int(v) for v in m), int(n)
+
+
+#: power_of_two_copy: how each requantizing layer type gets its power-of-two multipliers.
+SNAP_MULTIPLIERS = {
+    im.Conv: _snap_mac, im.Linear: _snap_mac, im.AvgPool: _snap_average, im.GlobalAvgPool: _snap_average,
+    im.Add: _snap_add,
+}
 
 
 def _snap_grid(g: Grid) -> Grid:

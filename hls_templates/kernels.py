@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporters import integer_model as im
-from exporters.bounds import signed_width
 from hls_templates.cpp import ap_int, count, index_bits, integer, render_table, typedef
+from hls_templates.errors import UnsupportedModelError
 
 MULTIPLIER_T = "foldline::multiplier_t"
 SHIFT_T = "foldline::shift_t"
@@ -215,6 +215,11 @@ def _requant_tables(ident: str, rq: im.Requant) -> list[Table]:
             Table(f"{ident}_n", SHIFT_T, rq.shift.tolist(), "requantization shifts n (per channel)")]
 
 
+def _folded_start(model, layer, z: int) -> int:
+    """A pooling accumulator's start, ``b' = -z_x * window`` (the same for every channel)."""
+    return int(im.folded_bias(layer, z, model)[0])
+
+
 def _window_fields(in_buf: Buffer, out_buf: Buffer, kernel, stride, padding, pad_value: int) -> dict:
     return dict(in_height=in_buf.height, in_width=in_buf.width, n_chan=in_buf.channels, filt_height=kernel[0],
                 filt_width=kernel[1], stride_height=stride[0], stride_width=stride[1], pad_top=padding[0],
@@ -234,14 +239,11 @@ def conv_kernel(model, layer: im.Conv, ident, ins, out, args, arch, reuse) -> Ke
     (src,) = ins
     o, i_per_group, kh, kw = layer.weight.shape
     c = src.channels
-    per_group_out = o // layer.groups
+    # tap (y * kw + x) * C + the input channel the layer's grouping assigns (ConvolutionView.input_channel)
+    channel = layer.convolution(model).input_channel[:, :, None, None]
+    taps = (np.arange(kh)[:, None] * kw + np.arange(kw)[None, :]) * c + channel
     matrix = np.zeros((o, kh * kw * c), dtype=np.int64)
-    for f in range(o):
-        first = (f // per_group_out) * i_per_group
-        for ci in range(i_per_group):
-            for y in range(kh):
-                for x in range(kw):
-                    matrix[f, (y * kw + x) * c + first + ci] = layer.weight[f, ci, y, x]
+    np.put_along_axis(matrix, taps.reshape(o, -1), layer.weight.reshape(o, -1), axis=1)
     sparse, entries = _sparse_fields(layer.weight_bits, matrix, reuse)
     z = model.grid(layer.input).zero_point
     cfg = ConvConfig(**_window_fields(src, out, (kh, kw), layer.stride, layer.padding, z), **sparse,
@@ -301,10 +303,9 @@ def maxpool_kernel(model, layer: im.MaxPool, ident, ins, out, args, arch, reuse)
 def avgpool_kernel(model, layer: im.AvgPool, ident, ins, out, args, arch, reuse) -> Kernel:
     (src,) = ins
     z = src.grid.zero_point
-    window = layer.kernel[0] * layer.kernel[1]
     cfg = AvgPoolConfig(**_window_fields(src, out, layer.kernel, layer.stride, layer.padding, z),
-                        **_requant_fields(model, layer, layer.requant), in_zero=z, acc_start=-z * window,
-                        reuse_factor=reuse)
+                        **_requant_fields(model, layer, layer.requant), in_zero=z,
+                        acc_start=_folded_start(model, layer, z), reuse_factor=reuse)
     name = f"config_{ident}"
     tables = _requant_tables(ident, layer.requant)
     summary = (f"{layer.name}: AvgPool {layer.kernel}, stride {layer.stride}, padding {layer.padding} "
@@ -317,7 +318,8 @@ def global_avgpool_kernel(model, layer: im.GlobalAvgPool, ident, ins, out, args,
     (src,) = ins
     z = src.grid.zero_point
     cfg = GlobalAvgPoolConfig(**_requant_fields(model, layer, layer.requant), n_chan=src.channels,
-                              n_pixels=src.pixels, in_zero=z, acc_start=-z * src.pixels, reuse_factor=reuse)
+                              n_pixels=src.pixels, in_zero=z, acc_start=_folded_start(model, layer, z),
+                              reuse_factor=reuse)
     name = f"config_{ident}"
     tables = _requant_tables(ident, layer.requant)
     summary = f"{layer.name}: GlobalAvgPool over {src.height}x{src.width}; accumulator {cfg.accum_bits} bits"
@@ -327,12 +329,13 @@ def global_avgpool_kernel(model, layer: im.GlobalAvgPool, ident, ins, out, args,
 
 def add_kernel(model, layer: im.Add, ident, ins, out, args, arch, reuse) -> Kernel:
     a, b = ins
+    if a.layout != b.layout:
+        raise UnsupportedModelError(
+            f"layer '{layer.name}': Add of tensors held in different layouts {a.layout} and "
+            f"{b.layout} (a flattened map and a vector) is not supported")
     ga, gb = a.grid, b.grid
     (ma, mb), n = layer.multipliers, layer.shift
-    lo = ma * (ga.lo - ga.zero_point) + mb * (gb.lo - gb.zero_point)
-    hi = ma * (ga.hi - ga.zero_point) + mb * (gb.hi - gb.zero_point)
-    # the width also holds each raw input (sum_t(x) - z is how the kernel subtracts)
-    sum_bits = max(signed_width(lo, hi), signed_width(min(ga.lo, gb.lo), max(ga.hi, gb.hi)))
+    sum_bits = layer.sum_bits(model)
     olo, ohi = layer.out.output_bounds(layer.relu)
     pixels, chan = (a.pixels, a.channels) if arch == "dataflow" else (1, a.size)
     cfg = AddConfig(n_chan=chan, n_pixels=pixels, zero_a=ga.zero_point, zero_b=gb.zero_point, mult_a=ma,
@@ -343,6 +346,8 @@ def add_kernel(model, layer: im.Add, ident, ins, out, args, arch, reuse) -> Kern
     return Kernel(layer.name, summary, _variant("add", arch), [*_types(arch, a, b, out), name], list(args), name, cfg)
 
 
+#: One kernel per computing layer type. The Input is the top function's port and a free view
+#: (``layer.is_free_view``: Flatten) aliases its input's buffer, so neither has a kernel.
 KERNELS = {
     im.Conv: conv_kernel,
     im.Linear: linear_kernel,

@@ -3,10 +3,12 @@
 
 Rules (written down in docs/hls.md):
 
-* Tensors are pixel-major (HWC). A vector ``(F,)`` is ``(F, 1, 1)``; a ``Flatten`` of a map
-  is free — it aliases its input's buffer and the ``Linear`` after it reads the map in HWC
-  order with its weight columns permuted (:func:`hls_templates.kernels.linear_kernel`).
+* Tensors are pixel-major (HWC). A vector ``(F,)`` is ``(F, 1, 1)``; a free view
+  (``layer.is_free_view``: a ``Flatten`` of a map) aliases its input's buffer and the ``Linear``
+  after it reads the map in HWC order with its weight columns permuted
+  (:func:`hls_templates.kernels.linear_kernel`).
 * Layers that do not reach the model's output are left out (their names are reported).
+* Every other layer but the Input is one call of its kernel, ``kernels.KERNELS[type(layer)]``.
 * Dataflow: a stream has one reader, so a tensor read by k layers is cloned k - 1 times; a
   clone's outputs get FIFOs as deep as the tensor, so a branch never stalls its sibling.
 * Parallel: the top function is pipelined (everything unrolled) when every layer has reuse
@@ -83,17 +85,17 @@ def plan(model: im.IntegerModel, config: HlsConfig) -> Design:
     arch = config.resolve_architecture(model.input.shape)
     live = im.live_layers(model)
     skipped = [layer.name for layer in model.layers if layer not in live]
-    idents = _identifiers([layer.name for layer in live if not isinstance(layer, im.Input)], config.top)
+    idents = _identifiers([layer.name for layer in live if layer is not model.input], config.top)
 
     buffers: dict[str, Buffer] = {}
     real: list[Buffer] = []
     for layer in live:
-        if isinstance(layer, im.Flatten):
+        if layer.is_free_view:
             buffers[layer.name] = buffers[layer.input]
             continue
         grid = model.grid(layer.name)
-        ident = "input" if isinstance(layer, im.Input) else idents[layer.name]
-        var = "input" if isinstance(layer, im.Input) else f"{ident}_out"
+        ident = "input" if layer is model.input else idents[layer.name]
+        var = "input" if layer is model.input else f"{ident}_out"
         buf = Buffer(layer.name, ident, var, grid.bits, grid.signed, *_layout(model.shape(layer.name)), grid)
         buffers[layer.name] = buf
         real.append(buf)
@@ -102,11 +104,11 @@ def plan(model: im.IntegerModel, config: HlsConfig) -> Design:
         raise UnsupportedModelError(f"model '{model.name}' computes nothing: its output is its input")
     out.ident, out.var = "result", "output"
 
+    computing = [layer for layer in live if layer.computes]  # the Input is the port; free views alias
     slots: dict[str, list[tuple[str, int]]] = {b.tensor: [] for b in real}
-    for layer in live:
-        if not isinstance(layer, (im.Input, im.Flatten)):
-            for pos, src in enumerate(layer.inputs):
-                slots[buffers[src].tensor].append((layer.name, pos))
+    for layer in computing:
+        for pos, src in enumerate(layer.inputs):
+            slots[buffers[src].tensor].append((layer.name, pos))
     if slots[out.tensor]:
         raise UnsupportedModelError(f"layer '{out.tensor}' is both the output and read by another layer")
 
@@ -116,23 +118,16 @@ def plan(model: im.IntegerModel, config: HlsConfig) -> Design:
     else:
         reads, clones = {slot: b.var for b in real for slot in slots[b.tensor]}, {}
     design.kernels.extend(clones.get(inp.tensor, []))
-    for layer in live:
-        if isinstance(layer, (im.Input, im.Flatten)):
-            continue
+    for layer in computing:
         kind = KERNELS.get(type(layer))
         if kind is None:
             raise UnsupportedModelError(f"layer '{layer.name}': no HLS kernel for {type(layer).__name__}")
         ins = [buffers[src] for src in layer.inputs]
-        if isinstance(layer, im.Add) and ins[0].layout != ins[1].layout:
-            raise UnsupportedModelError(
-                f"layer '{layer.name}': Add of tensors held in different layouts {ins[0].layout} and "
-                f"{ins[1].layout} (a flattened map and a vector) is not supported")
         args = [reads[(layer.name, pos)] for pos in range(len(ins))] + [buffers[layer.name].var]
         design.kernels.append(kind(model, layer, idents[layer.name], ins, buffers[layer.name], args, arch,
                                    config.reuse_for(layer.name)))
         design.kernels.extend(clones.get(layer.name, []))
-    reuses = [config.reuse_for(layer.name) for layer in live if not isinstance(layer, (im.Input, im.Flatten))]
-    design.pipeline_top = arch == "parallel" and max(reuses) == 1
+    design.pipeline_top = arch == "parallel" and max(config.reuse_for(layer.name) for layer in computing) == 1
     return design
 
 

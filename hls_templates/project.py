@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters import integer_model as im
+from exporters.grid import quantize_host
 from exporters.staging import staging_dir
 from hls_templates import render
 from hls_templates.config import HlsConfig, part_family
@@ -153,10 +154,8 @@ def _vectors(model, inputs, golden):
 
 def quantize_input(model: im.IntegerModel, x: np.ndarray) -> np.ndarray:
     """The host's input quantization, as ONNX QuantizeLinear: float32 ``x / s``, round half to
-    even, clamp to the narrow input grid (the contract's rule)."""
-    g = model.input.grid
-    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(g.scale))
-    return np.clip(q, g.lo, g.hi).astype(np.int64)
+    even, clamp to the narrow input grid (the contract's rule, :func:`exporters.grid.quantize_host`)."""
+    return quantize_host(x, model.input.grid)
 
 
 def _write_files(root: Path, design: Design, config: HlsConfig, vectors) -> None:

@@ -114,17 +114,23 @@ def _requant(scales, out: QuantTensor, relu: bool) -> im.Requant:
     return im.Requant(m, n, _grid(out), relu)
 
 
-def _mac(name, module, inputs, metas, meta):
+def _mac_fields(module, inputs, metas, meta) -> dict:
     x = metas[inputs[0]]
     w_int, w_scale = module.quantized_weight(x.channel_mask)
     b_int = module.quantized_bias(x.scale, x.channel_mask)
     w_scale64 = w_scale.double().numpy()
     requant = _requant(float(x.scale) * w_scale64, meta, module.relu)
-    common = dict(weight=w_int.numpy(), bias=b_int.numpy(), weight_bits=module.weight_bits,
-                  weight_scale=w_scale64, requant=requant)
-    if isinstance(module, QuantLinear):
-        return im.Linear(name, inputs[0], **common)
-    return im.Conv(name, inputs[0], **common, stride=module.stride, padding=module.padding, groups=module.groups)
+    return dict(weight=w_int.numpy(), bias=b_int.numpy(), weight_bits=module.weight_bits,
+                weight_scale=w_scale64, requant=requant)
+
+
+def _conv(name, module, inputs, metas, meta):
+    return im.Conv(name, inputs[0], **_mac_fields(module, inputs, metas, meta), stride=module.stride,
+                   padding=module.padding, groups=module.groups)
+
+
+def _linear(name, module, inputs, metas, meta):
+    return im.Linear(name, inputs[0], **_mac_fields(module, inputs, metas, meta))
 
 
 def _avgpool(name, module, inputs, metas, meta):
@@ -160,7 +166,7 @@ def _flatten(name, module, inputs, metas, meta):
 
 
 CONVERTERS = {
-    L.QuantInput: _input, QuantConv2d: _mac, QuantLinear: _mac, L.AvgPool2d: _avgpool,
+    L.QuantInput: _input, QuantConv2d: _conv, QuantLinear: _linear, L.AvgPool2d: _avgpool,
     L.GlobalAvgPool: _global_avgpool, L.QuantAdd: _add, L.MaxPool2d: _maxpool, L.Flatten: _flatten,
 }
 
@@ -171,11 +177,7 @@ def _fuse_relu(lname: str, source: str, layers: list[im.Layer], consumers: dict[
         raise ModelError(f"layer '{lname}': a QuantReLU must directly follow the layer it reads ('{source}')")
     if consumers[source] != [lname]:
         raise ModelError(f"layer '{lname}': cannot fuse the ReLU, '{source}' also feeds {consumers[source]}")
-    if isinstance(producer, (im.MacLayer, im.AvgPool, im.GlobalAvgPool)):
-        producer.requant.relu = True
-    elif isinstance(producer, im.Add):
-        producer.relu = True
-    else:
+    if not producer.fuse_relu():
         raise ModelError(f"layer '{lname}': a QuantReLU must follow a requantizing layer "
                          f"(Conv, Linear, Add, AvgPool), not {type(producer).__name__}")
     producer.name = lname

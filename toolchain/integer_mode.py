@@ -4,16 +4,20 @@ This is an interpreter of :class:`exporters.integer_model.IntegerModel` — the 
 object the ONNX exporter and the HLS generator consume — so torch, ONNX and HLS start
 from the same integers. Every tensor is int64 holding the layer's integers.
 
-* Input: ``q = clamp(torch.round(x / s), lo, hi)`` in **float32** with the float32 scale
-  (division, not a reciprocal multiply; ties to even), as ONNX QuantizeLinear computes.
-* Conv / Linear / AvgPool: the subtract-first accumulator ``b + sum w (x - z_x)`` is
-  computed as a float64 convolution/matmul **on integers**. Every partial sum is an
+* Input: ``q = clamp(round(x / s), lo, hi)`` in **float32** with the float32 scale
+  (division, not a reciprocal multiply; ties to even), as ONNX QuantizeLinear computes
+  (:func:`exporters.grid.quantize_host`, the one home of the host rule).
+* Conv / Linear / AvgPool / GlobalAvgPool: the subtract-first accumulator ``b + sum w (x - z_x)``
+  is computed as a float64 convolution (the layer's ``convolution`` view: average pooling is
+  an all-ones depthwise one) or matmul **on integers**. Every partial sum is an
   integer of magnitude below 2^31 (the accumulator bound proven by
   ``IntegerModel.validate``) and so exactly representable in float64 (< 2^53): the sum is
   exact in any order, and converts back to int64 exactly. Padded taps are 0 = real zero.
 * Requantization: ``clamp(z + ((acc * M + 2^(n-1)) >> n), lo, hi)`` in int64
   (``|acc * M| < 2^47``); ``>>`` on int64 is an arithmetic (floor) shift.
 * MaxPool on the integers (padding never wins), Add as the contract writes it, Flatten free.
+
+One step per layer type, registered in :data:`RUNNERS`.
 
 >>> import numpy as np
 >>> from exporters.grid import Grid
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from exporters import integer_model as im
+from exporters.grid import quantize_host
 
 
 def _channel(v, spatial: bool) -> torch.Tensor:
@@ -49,35 +54,38 @@ def requantize(acc: torch.Tensor, rq: im.Requant) -> torch.Tensor:
 
 
 def quantize_input(x: torch.Tensor, layer: im.Input) -> torch.Tensor:
-    g = layer.grid
-    scale = torch.tensor(g.scale, dtype=torch.float32)
-    q = torch.round(x.to(torch.float32) / scale)
-    return torch.clamp(q, g.lo, g.hi).to(torch.int64)
+    """The host's rule, :func:`exporters.grid.quantize_host` (float32 division, ties to even)."""
+    return torch.from_numpy(quantize_host(torch.as_tensor(x).detach().cpu().numpy(), layer.grid))
 
 
 def _exact(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.int64)
 
 
-def _accumulate(model: im.IntegerModel, layer: im.Layer, x: torch.Tensor) -> torch.Tensor:
-    """Subtract-first accumulator of a MAC or average-pool layer (int64)."""
-    zx = model.grid(layer.inputs[0]).zero_point
-    xc = (x - zx).to(torch.float64)
-    if isinstance(layer, im.Linear):
-        w = torch.as_tensor(layer.weight, dtype=torch.float64)
-        return _exact(xc @ w.T) + torch.as_tensor(layer.bias)
-    if isinstance(layer, im.Conv):
-        w = torch.as_tensor(layer.weight, dtype=torch.float64)
-        acc = F.conv2d(xc, w, None, layer.stride, layer.padding, 1, layer.groups)
-        return _exact(acc) + _channel(layer.bias, True)
-    if isinstance(layer, im.AvgPool):
-        c = xc.shape[1]
-        ones = torch.ones((c, 1, *layer.kernel), dtype=torch.float64)
-        return _exact(F.conv2d(xc, ones, None, layer.stride, layer.padding, 1, c))
-    return _exact(xc.sum(dim=(2, 3)))  # GlobalAvgPool
+def _centered(model: im.IntegerModel, layer: im.Layer, x: torch.Tensor) -> torch.Tensor:
+    """``x - z_x`` in float64 (exact: integers below 2^53)."""
+    return (x - model.grid(layer.inputs[0]).zero_point).to(torch.float64)
 
 
-def _add(model: im.IntegerModel, layer: im.Add, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _run_input(model, layer: im.Input, x):
+    return quantize_input(x, layer)
+
+
+def _run_convolution(model, layer, x):
+    """Conv, AvgPool, GlobalAvgPool: the subtract-first accumulator of the layer's convolution view."""
+    view = layer.convolution(model)
+    w = torch.as_tensor(view.weight, dtype=torch.float64)
+    acc = _exact(F.conv2d(_centered(model, layer, x), w, None, view.stride, view.padding, 1, view.groups))
+    acc = acc + _channel(layer.accumulator_bias(model), True)
+    return requantize(acc.reshape(len(acc), *model.shape(layer.name)), layer.requant)
+
+
+def _run_linear(model, layer: im.Linear, x):
+    w = torch.as_tensor(layer.weight, dtype=torch.float64)
+    return requantize(_exact(_centered(model, layer, x) @ w.T) + torch.as_tensor(layer.bias), layer.requant)
+
+
+def _run_add(model: im.IntegerModel, layer: im.Add, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     za, zb = (model.grid(s).zero_point for s in layer.inputs)
     m1, m2 = layer.multipliers
     n = layer.shift
@@ -86,9 +94,25 @@ def _add(model: im.IntegerModel, layer: im.Add, a: torch.Tensor, b: torch.Tensor
     return torch.clamp(layer.out.zero_point + (total >> n), lo, hi)
 
 
-def _maxpool(layer: im.MaxPool, x: torch.Tensor) -> torch.Tensor:
-    y = F.max_pool2d(x.to(torch.float64), layer.kernel, layer.stride, layer.padding)
-    return _exact(y)
+def _run_maxpool(model, layer: im.MaxPool, x: torch.Tensor) -> torch.Tensor:
+    return _exact(F.max_pool2d(x.to(torch.float64), layer.kernel, layer.stride, layer.padding))
+
+
+def _run_flatten(model, layer: im.Flatten, x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1)
+
+
+#: One interpreter step per layer type: ``runner(model, layer, *inputs)`` (the Input gets the float x).
+RUNNERS = {
+    im.Input: _run_input,
+    im.Conv: _run_convolution,
+    im.Linear: _run_linear,
+    im.MaxPool: _run_maxpool,
+    im.AvgPool: _run_convolution,
+    im.GlobalAvgPool: _run_convolution,
+    im.Add: _run_add,
+    im.Flatten: _run_flatten,
+}
 
 
 def run_integer(model: im.IntegerModel, x: torch.Tensor, intermediate: bool = False):
@@ -99,18 +123,8 @@ def run_integer(model: im.IntegerModel, x: torch.Tensor, intermediate: bool = Fa
     outs: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for layer in model.layers:
-            args = [outs[s] for s in layer.inputs]
-            if isinstance(layer, im.Input):
-                y = quantize_input(x, layer)
-            elif isinstance(layer, im.Flatten):
-                y = args[0].flatten(1)
-            elif isinstance(layer, im.MaxPool):
-                y = _maxpool(layer, args[0])
-            elif isinstance(layer, im.Add):
-                y = _add(model, layer, *args)
-            else:
-                y = requantize(_accumulate(model, layer, args[0]), layer.requant)
-            outs[layer.name] = y
+            args = [outs[s] for s in layer.inputs] or [x]
+            outs[layer.name] = RUNNERS[type(layer)](model, layer, *args)
     return outs if intermediate else outs[model.output.name]
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 
 from exporters import integer_model as im
 from exporters.onnx_import import as_integer_model
@@ -57,7 +55,7 @@ def cost_model(model_or_onnx, config=None) -> Costed:
     cfg.check_layers([layer.name for layer in model.layers])
     layers = im.live_layers(model)
     arch = cfg.resolve_architecture(model.input.shape)
-    compute = [layer for layer in layers if not isinstance(layer, (im.Input, im.Flatten))]
+    compute = [layer for layer in layers if layer.computes]
     mode = Mode(arch, arch == "parallel" and max((cfg.reuse(layer.name) for layer in compute), default=1) == 1)
     costs = {layer.name: layer_cost(model, layer, cfg, mode) for layer in layers}
     if arch == "dataflow":
@@ -72,8 +70,8 @@ def _add_streams(model: im.IntegerModel, layers: list[im.Layer], costs: dict[str
     owner = {}
     readers: dict[str, int] = {}
     for layer in layers:
-        owner[layer.name] = owner[layer.input] if isinstance(layer, im.Flatten) else layer.name
-        if not isinstance(layer, im.Flatten):
+        owner[layer.name] = owner[layer.input] if layer.is_free_view else layer.name
+        if not layer.is_free_view:
             for src in layer.inputs:
                 readers[owner[src]] = readers.get(owner[src], 0) + 1
     for layer in layers:

@@ -1,4 +1,5 @@
-"""Per-layer cost, derived from the loops of the HLS kernels in ``hls_templates/cpp/foldline``.
+"""Per-layer cost, derived from the loops of the HLS kernels in ``hls_templates/cpp/foldline``:
+one rule per layer type, registered in :data:`COSTS`.
 
 Notation: ``R`` the layer's reuse factor, ``b_x`` the input grid's bits, ``b_w`` the
 declared weight bits, ``P`` the proven folded accumulator width
@@ -59,7 +60,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporters import integer_model as im
-from exporters.bounds import signed_width
+from exporters.layers import positions
 from hls_templates.estimate import arith
 from hls_templates.estimate.config import EstimateConfig
 
@@ -208,25 +209,15 @@ def _scale(cost: LayerCost, copies: int) -> None:
                 shares[key] = shares[key] * copies
 
 
-def mac_cost(model: im.IntegerModel, layer: im.MacLayer, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+def _mac_cost(model: im.IntegerModel, layer: im.MacLayer, cfg: EstimateConfig, mode: Mode, geo: dict,
+              col: np.ndarray, c_in: int, buffers: tuple, copies: int) -> LayerCost:
+    """A MAC layer from its stage geometry, the input channel ``col`` of every entry of its
+    weight rows and its input-side ``buffers`` (lut, bram, ff); ``copies`` of it when unrolled."""
     reuse = cfg.reuse(layer.name)
     b_x, b_w, b_y = model.grid(layer.input).bits, layer.weight_bits, model.grid(layer.name).bits
     p = im.accumulator_analysis(model, layer).bits
-    rows = layer.weight_rows()
+    rows = layer.weight_rows(model)
     c_out = rows.shape[0]
-    if isinstance(layer, im.Conv):  # input channel of every weight entry: group offset + local channel
-        geo, c_in, wp = _window_geometry(model, layer, layer.kernel, layer.padding)
-        o, i_local = layer.weight.shape[:2]
-        group = np.arange(o) // (o // layer.groups)
-        col = (group[:, None] * i_local + np.arange(i_local)[None, :])[:, :, None, None]
-        col = np.broadcast_to(col, layer.weight.shape).reshape(o, -1)
-        buf_lut, buf_bram, buf_ff = _window_buffers(c_in, b_x, layer.kernel, wp, mode)
-    else:
-        c_in = rows.shape[1]
-        geo = dict(stage="linear", iterations=_linear_input_pixels(model, layer), out_pixels=1)
-        col = np.broadcast_to(np.arange(c_in)[None, :], rows.shape)
-        # linear_stream keeps the whole input vector x[n_taps] in registers
-        buf_lut, buf_bram, buf_ff = 0, 0, (c_in * b_x if mode.arch == "dataflow" else 0)
     r_idx, k_idx = np.nonzero(rows)
     w, c_idx = rows[r_idx, k_idx], col[r_idx, k_idx]
     (p_lut, p_dsp, p_ff), (t_lut, t_dsp, t_ff), mult_depth = _products(w, b_x, b_w, reuse, cfg)
@@ -234,8 +225,8 @@ def mac_cost(model: im.IntegerModel, layer: im.MacLayer, cfg: EstimateConfig, mo
     rq_lut, rq_dsp, rq_ff, rq_depth = _requant_units(layer.requant.multiplier, nz_row > 0, p, b_y, cfg)
 
     cost = LayerCost(layer.name, type(layer).__name__, reuse=reuse, **geo)
-    cost.macs = int(rows.size * cost.out_pixels)
-    cost.nonzero_multiplies = int(w.size * cost.out_pixels)
+    work = layer.work(model)
+    cost.macs, cost.nonzero_multiplies = work.macs, work.nonzero_macs
     adders = w.size * p
     cost.lut = int(t_lut + adders + rq_lut.sum())
     cost.dsp = int(t_dsp + rq_dsp.sum())
@@ -253,10 +244,28 @@ def mac_cost(model: im.IntegerModel, layer: im.MacLayer, cfg: EstimateConfig, mo
                       "ff": per(p_ff, r_idx, c_out) + nz_row * p + rq_ff, "bram": _zeros(c_out)}
     cost.in_share = {"lut": per(p_lut, c_idx, c_in) + adder_col, "dsp": per(p_dsp, c_idx, c_in),
                      "ff": per(p_ff, c_idx, c_in) + adder_col, "bram": _zeros(c_in)}
-    _scale(cost, cost.out_pixels if mode.unrolled and isinstance(layer, im.Conv) else 1)
-    _add_buffers(cost, buf_lut, buf_bram, buf_ff, c_in)
+    _scale(cost, copies)
+    _add_buffers(cost, *buffers, c_in)
     _add_output_registers(cost, tensor_registers(model, layer.name, mode), c_out)
     return cost
+
+
+def conv_cost(model: im.IntegerModel, layer: im.Conv, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """A window stage (``conv2d_stream``); unrolled, one copy per output pixel."""
+    geo, c_in, wp = _window_geometry(model, layer, layer.kernel, layer.padding)
+    view = layer.convolution(model)  # the input channel of every weight entry, as the rows order them
+    col = np.broadcast_to(view.input_channel[:, :, None, None], view.weight.shape).reshape(len(view.weight), -1)
+    buffers = _window_buffers(c_in, model.grid(layer.input).bits, layer.kernel, wp, mode)
+    return _mac_cost(model, layer, cfg, mode, geo, col, c_in, buffers, geo["out_pixels"] if mode.unrolled else 1)
+
+
+def linear_cost(model: im.IntegerModel, layer: im.Linear, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """``linear_stream`` keeps the whole input vector ``x[n_taps]`` in registers, then one MAC."""
+    c_in = layer.weight.shape[1]
+    geo = dict(stage="linear", iterations=_linear_input_pixels(model, layer), out_pixels=1)
+    col = np.broadcast_to(np.arange(c_in)[None, :], layer.weight.shape)
+    buffers = (0, 0, c_in * model.grid(layer.input).bits if mode.arch == "dataflow" else 0)
+    return _mac_cost(model, layer, cfg, mode, geo, col, c_in, buffers, 1)
 
 
 def _add_buffers(cost: LayerCost, lut: int, bram: int, ff: int, channels: int) -> None:
@@ -278,61 +287,69 @@ def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) 
 
 
 def _linear_input_pixels(model: im.IntegerModel, layer: im.Linear) -> int:
-    """Pixels a streaming Linear reads: H * W of the map a Flatten made its input from, else 1."""
+    """Pixels a streaming Linear reads: H * W of the map a free view (Flatten) made its input from, else 1."""
     src = model.layer(layer.input)
-    if isinstance(src, im.Flatten):
-        shape = model.shape(src.input)
-        return int(np.prod(shape[1:])) if len(shape) == 3 else 1
-    return 1
+    return positions(model.shape(src.input)) if src.is_free_view else 1
 
 
-def pool_cost(model: im.IntegerModel, layer, cfg: EstimateConfig, mode: Mode) -> LayerCost:
-    reuse = cfg.reuse(layer.name)
-    b_x = model.grid(layer.input).bits
-    if isinstance(layer, im.GlobalAvgPool):
-        c, h, w = model.shape(layer.input)
-        window, copies = h * w, 1
-        geo = dict(stage="reduce", iterations=h * w, out_pixels=1)
-        terms = h * w if mode.arch == "parallel" else 1  # the array kernel unrolls the pixel sum
-        buf = (0, 0, 0)
-    else:
-        geo, c, wp = _window_geometry(model, layer, layer.kernel, layer.padding)
-        window = layer.kernel[0] * layer.kernel[1]
-        terms, copies = window, (geo["out_pixels"] if mode.unrolled else 1)
-        buf = _window_buffers(c, b_x, layer.kernel, wp, mode)
-    cost = LayerCost(layer.name, type(layer).__name__, reuse=reuse, **geo)
-    if isinstance(layer, im.MaxPool):
-        lut, dsp, ff = np.full(c, (window - 1) * 2.0 * b_x), _zeros(c), _zeros(c)
-        cost.depth = int(arith.adder_tree_depth(window)) + 1
-    else:
-        p = im.accumulator_analysis(model, layer).bits
-        rq_lut, dsp, rq_ff, rq_depth = _requant_units(layer.requant.multiplier, np.ones(c, bool), p,
-                                                      model.grid(layer.name).bits, cfg)
-        lut, ff = rq_lut + terms * p, rq_ff + terms * p
-        cost.depth = int(arith.adder_tree_depth(terms + 1)) + rq_depth
+def _window_stage(model: im.IntegerModel, layer, mode: Mode):
+    """Geometry, channels, unrolled copies and line buffers of a pooling window stage."""
+    geo, c, wp = _window_geometry(model, layer, layer.kernel, layer.padding)
+    buffers = _window_buffers(c, model.grid(layer.input).bits, layer.kernel, wp, mode)
+    return geo, c, (geo["out_pixels"] if mode.unrolled else 1), buffers
+
+
+def _pool_cost(model: im.IntegerModel, layer, cfg: EstimateConfig, mode: Mode, geo: dict, c: int, per_channel,
+               depth: int, copies: int, buffers: tuple) -> LayerCost:
+    """A pooling stage from its per-channel (lut, dsp, ff) arrays."""
+    cost = LayerCost(layer.name, type(layer).__name__, reuse=cfg.reuse(layer.name), **geo)
+    lut, dsp, ff = per_channel
+    cost.depth = depth
     cost.lut, cost.dsp, cost.ff = int(lut.sum()), int(dsp.sum()), int(ff.sum())
     cost.out_share = {"lut": lut, "dsp": dsp, "ff": ff, "bram": _zeros(c)}
     _scale(cost, copies)
-    _add_buffers(cost, *buf, c)
+    _add_buffers(cost, *buffers, c)
     _add_output_registers(cost, tensor_registers(model, layer.name, mode), c)
     return cost
 
 
-def add_sum_bits(model: im.IntegerModel, layer: im.Add) -> int:
-    """``sum_bits`` as the generator sets it: holds ``M1 (x1 - z1) + M2 (x2 - z2)`` and each raw input."""
-    ga, gb = (model.grid(s) for s in layer.inputs)
-    (ma, mb) = layer.multipliers
-    lo = ma * (ga.lo - ga.zero_point) + mb * (gb.lo - gb.zero_point)
-    hi = ma * (ga.hi - ga.zero_point) + mb * (gb.hi - gb.zero_point)
-    return max(signed_width(lo, hi), signed_width(min(ga.lo, gb.lo), max(ga.hi, gb.hi)))
+def _averaging(model: im.IntegerModel, layer, cfg: EstimateConfig, c: int, terms: int):
+    """Per-channel (lut, dsp, ff) and depth of ``terms`` P-bit adders plus the requantizer."""
+    p = im.accumulator_analysis(model, layer).bits
+    rq_lut, dsp, rq_ff, rq_depth = _requant_units(layer.requant.multiplier, np.ones(c, bool), p,
+                                                  model.grid(layer.name).bits, cfg)
+    return (rq_lut + terms * p, dsp, rq_ff + terms * p), int(arith.adder_tree_depth(terms + 1)) + rq_depth
+
+
+def maxpool_cost(model: im.IntegerModel, layer: im.MaxPool, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    geo, c, copies, buffers = _window_stage(model, layer, mode)
+    window = layer.kernel[0] * layer.kernel[1]
+    per_channel = (np.full(c, (window - 1) * 2.0 * model.grid(layer.input).bits), _zeros(c), _zeros(c))
+    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, int(arith.adder_tree_depth(window)) + 1,
+                      copies, buffers)
+
+
+def avgpool_cost(model: im.IntegerModel, layer: im.AvgPool, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    geo, c, copies, buffers = _window_stage(model, layer, mode)
+    per_channel, depth = _averaging(model, layer, cfg, c, layer.kernel[0] * layer.kernel[1])
+    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, depth, copies, buffers)
+
+
+def global_avgpool_cost(model: im.IntegerModel, layer: im.GlobalAvgPool, cfg: EstimateConfig,
+                        mode: Mode) -> LayerCost:
+    c, h, w = model.shape(layer.input)
+    geo = dict(stage="reduce", iterations=h * w, out_pixels=1)
+    terms = h * w if mode.arch == "parallel" else 1  # the array kernel unrolls the pixel sum
+    per_channel, depth = _averaging(model, layer, cfg, c, terms)
+    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, depth, 1, (0, 0, 0))
 
 
 def add_cost(model: im.IntegerModel, layer: im.Add, cfg: EstimateConfig, mode: Mode) -> LayerCost:
     reuse = cfg.reuse(layer.name)
     shape = model.shape(layer.name)
     c = shape[0]
-    pixels = int(np.prod(shape[1:])) if len(shape) == 3 else 1
-    s = add_sum_bits(model, layer)
+    pixels = positions(shape)
+    s = layer.sum_bits(model)  # as the generator sets it
     m = np.array(layer.multipliers, dtype=np.int64)
     shift = arith.is_power_of_two(m)
     bits_m = arith.bit_length(m)
@@ -352,15 +369,35 @@ def add_cost(model: im.IntegerModel, layer: im.Add, cfg: EstimateConfig, mode: M
     return cost
 
 
-def layer_cost(model: im.IntegerModel, layer: im.Layer, cfg: EstimateConfig, mode: Mode) -> LayerCost:
-    if isinstance(layer, im.MacLayer):
-        return mac_cost(model, layer, cfg, mode)
-    if isinstance(layer, (im.MaxPool, im.AvgPool, im.GlobalAvgPool)):
-        return pool_cost(model, layer, cfg, mode)
-    if isinstance(layer, im.Add):
-        return add_cost(model, layer, cfg, mode)
+def _port_cost(model: im.IntegerModel, layer: im.Layer, cfg: EstimateConfig, mode: Mode, stage: str) -> LayerCost:
     shape = model.shape(layer.name)
-    stage = "input" if isinstance(layer, im.Input) else "free"
-    pixels = int(np.prod(shape[1:])) if len(shape) == 3 else 1
+    pixels = positions(shape)
     return LayerCost(layer.name, type(layer).__name__, stage=stage, iterations=pixels, out_pixels=pixels,
                      out_share={k: _zeros(shape[0]) for k in METRICS})
+
+
+def input_cost(model: im.IntegerModel, layer: im.Input, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """The input port: one pixel per cycle, no hardware of its own."""
+    return _port_cost(model, layer, cfg, mode, "input")
+
+
+def free_view_cost(model: im.IntegerModel, layer: im.Layer, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """A free view (Flatten): an alias of its input's buffer, no hardware and no cycles."""
+    return _port_cost(model, layer, cfg, mode, "free")
+
+
+#: One cost rule per layer type, from the loops of its kernel (docs/hls.md, "Estimator").
+COSTS = {
+    im.Input: input_cost,
+    im.Conv: conv_cost,
+    im.Linear: linear_cost,
+    im.MaxPool: maxpool_cost,
+    im.AvgPool: avgpool_cost,
+    im.GlobalAvgPool: global_avgpool_cost,
+    im.Add: add_cost,
+    im.Flatten: free_view_cost,
+}
+
+
+def layer_cost(model: im.IntegerModel, layer: im.Layer, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    return COSTS[type(layer)](model, layer, cfg, mode)

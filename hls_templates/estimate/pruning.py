@@ -6,9 +6,10 @@
 * :func:`channel_costs` / :func:`channel_cost` — for each output channel of each Conv/Linear,
   how much the estimate falls when that channel is removed: its own products, adders and
   requantizer; everything downstream that only exists for it (pool comparators, line-buffer
-  and window-register bits, Add lanes — through MaxPool, AvgPool, GlobalAvgPool, Add and
-  Flatten) and the consumer layer's products and adders that read it. A pruning criterion
-  ranks channels by ``importance / cost`` (or subtracts ``lam * cost``).
+  and window-register bits, Add lanes — through every layer that is not a MAC layer, each
+  mapping channels as its ``channel_labels`` says) and the consumer layer's products and
+  adders that read it. A pruning criterion ranks channels by ``importance / cost`` (or
+  subtracts ``lam * cost``).
 
 The area costs are first-order: shared multipliers at reuse ``R > 1`` and line-buffer
 memories are charged as continuous shares (``1/R`` of a lane, ``1/C`` of a buffer), so
@@ -92,20 +93,18 @@ def channel_cost(model, layer_name: str, config=None, metric: str = "lut") -> np
 
 def _downstream(model, costs, consumers, tensor: str, group: np.ndarray, metric: str) -> np.ndarray:
     """Cost, per original channel, of everything reading ``tensor`` whose element ``i`` belongs to
-    original channel ``group[i]``; passes through pools, Add and Flatten, stops at MAC layers."""
+    original channel ``group[i]``; follows the channels through every layer (``channel_labels``:
+    pools, Add, Flatten), stops at MAC layers."""
     n = int(group.max()) + 1 if group.size else 0
     total = np.zeros(n)
     for consumer in consumers[tensor]:
         c = costs[consumer.name]
         if isinstance(consumer, im.MacLayer):
             total += np.bincount(group, weights=c.in_share[metric], minlength=n)
-        elif isinstance(consumer, im.Flatten):
-            shape = model.shape(tensor)
-            pixels = int(np.prod(shape[1:])) if len(shape) == 3 else 1
-            total += _downstream(model, costs, consumers, consumer.name, np.repeat(group, pixels), metric)
-        else:  # MaxPool, AvgPool, GlobalAvgPool, Add: per-channel stages
-            total += np.bincount(group, weights=c.out_share[metric], minlength=n)
-            total += _downstream(model, costs, consumers, consumer.name, group, metric)
+            continue
+        labels = consumer.channel_labels(model, group, consumer.inputs.index(tensor))
+        total += np.bincount(labels, weights=c.out_share[metric], minlength=n)
+        total += _downstream(model, costs, consumers, consumer.name, labels, metric)
     return total
 
 
@@ -115,12 +114,9 @@ def _mac_consumers(model, consumers, tensor: str, group: np.ndarray):
     for consumer in consumers[tensor]:
         if isinstance(consumer, im.MacLayer):
             found.append((consumer, group))
-        elif isinstance(consumer, im.Flatten):
-            shape = model.shape(tensor)
-            pixels = int(np.prod(shape[1:])) if len(shape) == 3 else 1
-            found += _mac_consumers(model, consumers, consumer.name, np.repeat(group, pixels))
         else:
-            found += _mac_consumers(model, consumers, consumer.name, group)
+            labels = consumer.channel_labels(model, group, consumer.inputs.index(tensor))
+            found += _mac_consumers(model, consumers, consumer.name, labels)
     return found
 
 

@@ -47,7 +47,7 @@ def clone_delays(layers: list[im.Layer]) -> dict[tuple[str, int], int]:
     readers: dict[str, list[tuple[str, int]]] = {}
     aliases = {}
     for layer in layers:
-        if isinstance(layer, im.Flatten):
+        if layer.is_free_view:
             aliases[layer.name] = aliases.get(layer.input, layer.input)
             continue
         for pos, src in enumerate(layer.inputs):

@@ -11,8 +11,10 @@ For each MAC layer (QuantConv2d, QuantLinear):
 * ``bops = macs * weight_bits * act_bits``, where ``act_bits`` is the bit width of the
   layer's **input** activation (the other multiplicand).
 
-BOPs of the network = the sum over its MAC layers (the measure of Wang, Lu and Blankevoort's DJPQ; pooling
-and additions are not counted). Shapes come from one forward of a copy of the model in
+The formulas are the integer model's (``exporters.layers``: ``mac_count``,
+``bit_operations``), counted here on the QuantNet mid-training. BOPs of the network = the
+sum over its MAC layers (the measure of Wang, Lu and Blankevoort's DJPQ; pooling and
+additions are not counted). Shapes come from one forward of a copy of the model in
 eval mode with quantizers bypassed, so an uncalibrated model can be measured.
 
 >>> from toolchain.models import build
@@ -30,8 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from exporters.layers import bit_operations, mac_count, positions
 from toolchain.nn import mac_layers, set_quantization
-from toolchain.nn.mac import QuantConv2d
 from toolchain.nn.net import QuantNet
 
 
@@ -45,27 +47,20 @@ class LayerCost:
 
     @property
     def bops(self) -> int:
-        return self.macs * self.weight_bits * self.act_bits
+        return bit_operations(self.macs, self.weight_bits, self.act_bits)
 
     @property
     def nonzero_bops(self) -> int:
-        return self.nonzero_macs * self.weight_bits * self.act_bits
+        return bit_operations(self.nonzero_macs, self.weight_bits, self.act_bits)
 
 
 def _structure(layer, in_mask: torch.Tensor | None) -> torch.Tensor:
-    """0/1 tensor shaped like the weight: 1 where output and input channel are alive."""
+    """0/1 tensor shaped like the weight: 1 where output and input channel are alive (which
+    input channel a weight reads is the layer's own ``input_mask_view``, grouped convs included)."""
     w = torch.ones_like(layer.weight)
     out_alive = (layer.channel_mask != 0).to(w.dtype).reshape(-1, *([1] * (w.dim() - 1)))
     w = w * out_alive
-    if in_mask is None:
-        return w
-    alive = in_mask.to(w.dtype).reshape(-1)
-    if isinstance(layer, QuantConv2d):
-        o, per_group = w.shape[:2]
-        g = layer.groups
-        view = alive.reshape(g, 1, per_group).expand(g, o // g, per_group).reshape(o, per_group)
-        return w * view[:, :, None, None]
-    return w * alive.reshape(1, -1)
+    return w if in_mask is None else w * layer.input_mask_view(in_mask)
 
 
 @torch.no_grad()
@@ -79,12 +74,12 @@ def layer_costs(model: QuantNet) -> list[LayerCost]:
     for name, layer in mac_layers(probe):
         src = outs[probe.layer_inputs[name][0]]
         out = outs[name].value
-        positions = out[0, 0].numel() if out.dim() == 4 else 1
+        at = positions(tuple(out.shape[1:]))
         structure = _structure(layer, src.channel_mask)
         costs.append(LayerCost(
             name=name,
-            macs=positions * int(structure.sum()),
-            nonzero_macs=positions * int((structure * (layer.weight_mask != 0)).sum()),
+            macs=mac_count(at, int(structure.sum())),
+            nonzero_macs=mac_count(at, int((structure * (layer.weight_mask != 0)).sum())),
             weight_bits=int(layer.weight_bits),
             act_bits=int(src.bits),
         ))

@@ -76,7 +76,7 @@ class _QuantMac(nn.Module):
     def _mac(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _input_mask_view(self, in_mask: torch.Tensor) -> torch.Tensor:
+    def input_mask_view(self, in_mask: torch.Tensor) -> torch.Tensor:
         """``in_mask`` shaped to multiply the weight tensor."""
         raise NotImplementedError
 
@@ -86,7 +86,7 @@ class _QuantMac(nn.Module):
 
     def masked_weight(self, in_mask: torch.Tensor | None = None) -> torch.Tensor:
         w = self.weight * self.weight_mask * self._channel_view(self.channel_mask)
-        return w if in_mask is None else w * self._input_mask_view(in_mask)
+        return w if in_mask is None else w * self.input_mask_view(in_mask)
 
     def folded(self, in_mask: torch.Tensor | None = None, x: torch.Tensor | None = None):
         """Folded float ``(w_f, b_f)``. ``x`` given and training: BN uses (and updates) batch statistics."""
@@ -175,7 +175,7 @@ class QuantConv2d(_QuantMac):
     def _mac(self, x, w):
         return F.conv2d(x, w, None, self.stride, self.padding, 1, self.groups)
 
-    def _input_mask_view(self, in_mask):
+    def input_mask_view(self, in_mask):
         o, i_per_g = self.weight.shape[:2]
         g = self.groups
         m = in_mask.to(self.weight.dtype).reshape(g, 1, i_per_g).expand(g, o // g, i_per_g).reshape(o, i_per_g)
@@ -207,7 +207,7 @@ class QuantLinear(_QuantMac):
     def _mac(self, x, w):
         return F.linear(x, w)
 
-    def _input_mask_view(self, in_mask):
+    def input_mask_view(self, in_mask):
         return in_mask.to(self.weight.dtype).reshape(1, -1)
 
     def config(self) -> dict:

@@ -1,7 +1,8 @@
 """Coupled channel groups of a QuantNet: which channels must be pruned together.
 
 The traversal walks the QuantNet's explicit layer graph once, in topological order,
-giving every tensor a channel group (a union-find over groups):
+giving every tensor a channel group (a union-find over groups); how each layer type
+treats the groups of its inputs is its rule in :data:`GROUP_RULES`:
 
 * a QuantConv2d (groups = 1) or QuantLinear starts a new group: it is the group's
   **producer** (its ``channel_mask`` is the group's mask) and a **consumer** of its
@@ -34,7 +35,7 @@ import torch
 
 from exporters.errors import ModelError
 from toolchain.nn import layers as L
-from toolchain.nn.mac import QuantConv2d, QuantLinear, _QuantMac
+from toolchain.nn.mac import QuantConv2d, QuantLinear
 from toolchain.nn.net import QuantNet
 
 
@@ -111,37 +112,81 @@ class _Groups:
         return self.info[self.find(g)]
 
 
+# -- one rule per QuantNet layer type: how it treats the channel groups of its inputs ----------
+# rule(groups, name, module, in_groups, in_flat) -> (group of its output, output is flattened)
+
+def _new_input_group(groups, name, module, in_groups, in_flat):
+    """The network input: its own group, fixed (no layer owns the input's channels)."""
+    return groups.new(fixed=True), False
+
+
+def _produce(groups, name, in_groups, in_flat, grouped: bool):
+    """A MAC layer consumes its input's group and produces a new one; a grouped conv fixes both."""
+    (src,) = in_groups
+    groups.get(src)["consumers"].append((name, in_flat[0]))
+    if grouped:
+        groups.get(src)["fixed"] = True
+    g = groups.new(fixed=grouped)
+    groups.get(g)["producers"].append(name)
+    groups.get(g)["outputs"].append(name)
+    return g, False
+
+
+def _conv_groups(groups, name, module, in_groups, in_flat):
+    """A depthwise conv keeps its input's group as a producer (filter c reads only channel c)."""
+    if not module.depthwise:
+        return _produce(groups, name, in_groups, in_flat, grouped=module.groups > 1)
+    (g,) = in_groups
+    groups.get(g)["producers"].append(name)
+    groups.get(g)["outputs"].append(name)
+    return g, False
+
+
+def _linear_groups(groups, name, module, in_groups, in_flat):
+    return _produce(groups, name, in_groups, in_flat, grouped=False)
+
+
+def _merge_groups(groups, name, module, in_groups, in_flat):
+    """A residual add: both branches must keep the same channel set."""
+    g = groups.union(*in_groups)
+    groups.get(g)["outputs"].append(name)
+    return g, in_flat[0]
+
+
+def _keep_group(groups, name, module, in_groups, in_flat):
+    """Pooling and ReLU act per channel: the group passes through."""
+    return in_groups[0], in_flat[0]
+
+
+def _flatten_group(groups, name, module, in_groups, in_flat):
+    """Flatten keeps the group, each channel spread over H*W consecutive features."""
+    return in_groups[0], True
+
+
+GROUP_RULES = {
+    L.QuantInput: _new_input_group,
+    QuantConv2d: _conv_groups,
+    QuantLinear: _linear_groups,
+    L.QuantAdd: _merge_groups,
+    L.MaxPool2d: _keep_group,
+    L.AvgPool2d: _keep_group,
+    L.GlobalAvgPool: _keep_group,
+    L.QuantReLU: _keep_group,
+    L.Flatten: _flatten_group,
+}
+
+
 def _walk(model: QuantNet) -> _Groups:
     groups = _Groups()
     tensor: dict[str, int] = {}
     flat: dict[str, bool] = {}
     for name, module in model.layers.items():
+        rule = GROUP_RULES.get(type(module))
+        if rule is None:
+            raise ModelError(f"layer '{name}' ({type(module).__name__}): no channel-group rule; "
+                             f"supported: {', '.join(sorted(t.__name__ for t in GROUP_RULES))}")
         srcs = model.layer_inputs[name]
-        src = srcs[0] if srcs else None
-        if isinstance(module, L.QuantInput):
-            tensor[name], flat[name] = groups.new(fixed=True), False
-            continue
-        if isinstance(module, QuantConv2d) and module.depthwise:
-            g = tensor[src]
-            groups.get(g)["producers"].append(name)
-            groups.get(g)["outputs"].append(name)
-            tensor[name], flat[name] = g, False
-        elif isinstance(module, _QuantMac):
-            grouped = isinstance(module, QuantConv2d) and module.groups > 1
-            groups.get(tensor[src])["consumers"].append((name, flat[src]))
-            if grouped:
-                groups.get(tensor[src])["fixed"] = True
-            g = groups.new(fixed=grouped)
-            groups.get(g)["producers"].append(name)
-            groups.get(g)["outputs"].append(name)
-            tensor[name], flat[name] = g, False
-        elif isinstance(module, L.QuantAdd):
-            g = groups.union(tensor[srcs[0]], tensor[srcs[1]])
-            groups.get(g)["outputs"].append(name)
-            tensor[name], flat[name] = g, flat[srcs[0]]
-        else:  # pooling, ReLU, Flatten keep the group
-            tensor[name] = tensor[src]
-            flat[name] = flat[src] or isinstance(module, L.Flatten)
+        tensor[name], flat[name] = rule(groups, name, module, [tensor[s] for s in srcs], [flat[s] for s in srcs])
     groups.get(tensor[model.output_name])["fixed"] = True
     return groups
 

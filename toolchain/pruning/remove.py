@@ -4,8 +4,9 @@ For each prunable group (see :mod:`toolchain.pruning.graph`) the kept channel in
 come from its mask (:func:`kept_channels`); then each producer loses those output
 channels (weight rows, bias, BN parameters and statistics, masks), a depthwise producer
 also its input channels and groups, and each consumer the matching input channels — or,
-after a flatten, the matching ``repeat`` consecutive columns per channel. Quantizer
-statistics are per tensor and stay as they are.
+after a flatten, the matching ``repeat`` consecutive columns per channel — each as its
+layer type's entry in :data:`REMOVERS` does it. Quantizer statistics are per tensor and
+stay as they are.
 
 Why this is exact (integer outputs of the masked and the removed model are equal bit for
 bit): a masked channel has weight and folded bias 0, so its integers equal its zero point
@@ -58,8 +59,7 @@ def _select(module: nn.Module, attr: str, index: torch.Tensor, dim: int) -> None
         module._buffers[attr] = value
 
 
-def prune_out(module: _QuantMac, keep: torch.Tensor) -> None:
-    """Keep only output channels ``keep`` of a MAC layer (and of its batch norm)."""
+def _prune_out_tensors(module: _QuantMac, keep: torch.Tensor) -> None:
     for attr in ("weight", "weight_mask"):
         _select(module, attr, keep, 0)
     for attr in ("bias", "channel_mask"):
@@ -68,29 +68,57 @@ def prune_out(module: _QuantMac, keep: torch.Tensor) -> None:
         for attr in ("weight", "bias", "running_mean", "running_var"):
             _select(module.bn, attr, keep, 0)
         module.bn.num_features = len(keep)
-    if isinstance(module, QuantLinear):
-        module.out_features = len(keep)
-    else:
-        module.out_channels = len(keep)
+
+
+def _prune_in_tensors(module: _QuantMac, keep: torch.Tensor, repeat: int) -> int:
+    index = (keep[:, None] * repeat + torch.arange(repeat)).reshape(-1)
+    for attr in ("weight", "weight_mask"):
+        _select(module, attr, index, 1)
+    return len(index)
+
+
+def _linear_out(module: QuantLinear, keep: torch.Tensor) -> None:
+    _prune_out_tensors(module, keep)
+    module.out_features = len(keep)
+
+
+def _linear_in(module: QuantLinear, keep: torch.Tensor, repeat: int = 1) -> None:
+    module.in_features = _prune_in_tensors(module, keep, repeat)
+
+
+def _conv_out(module: QuantConv2d, keep: torch.Tensor) -> None:
+    """A conv loses filters; a depthwise one loses channel ``c`` entirely: filter, input and output."""
+    depthwise = module.depthwise
+    _prune_out_tensors(module, keep)
+    module.out_channels = len(keep)
+    if depthwise:
+        module.in_channels = module.groups = len(keep)
+
+
+def _conv_in(module: QuantConv2d, keep: torch.Tensor, repeat: int = 1) -> None:
+    if module.groups != 1:
+        raise ModelError(f"cannot cut input channels of a grouped conv ({module.groups} groups)")
+    module.in_channels = _prune_in_tensors(module, keep, repeat)
+
+
+#: How each layer type with channels of its own loses them: (as a producer, as a consumer).
+#: The graph (GROUP_RULES) decides which layers lose which channels; layers without weights
+#: (pooling, ReLU, Add, Flatten) hold nothing to remove.
+REMOVERS = {
+    QuantConv2d: (_conv_out, _conv_in),
+    QuantLinear: (_linear_out, _linear_in),
+}
+
+
+def prune_out(module: _QuantMac, keep: torch.Tensor) -> None:
+    """Keep only output channels ``keep`` of a MAC layer (and of its batch norm; a depthwise
+    conv's input channels and groups too)."""
+    REMOVERS[type(module)][0](module, keep)
 
 
 def prune_in(module: _QuantMac, keep: torch.Tensor, repeat: int = 1) -> None:
     """Keep only input channels ``keep`` (each ``repeat`` consecutive features) of a MAC layer."""
-    if isinstance(module, QuantConv2d) and module.groups != 1:
-        raise ModelError(f"cannot cut input channels of a grouped conv ({module.groups} groups)")
-    index = (keep[:, None] * repeat + torch.arange(repeat)).reshape(-1)
-    for attr in ("weight", "weight_mask"):
-        _select(module, attr, index, 1)
-    if isinstance(module, QuantLinear):
-        module.in_features = len(index)
-    else:
-        module.in_channels = len(index)
-
-
-def prune_depthwise(module: QuantConv2d, keep: torch.Tensor) -> None:
-    """A depthwise conv loses channel ``c`` entirely: filter, input and output."""
-    prune_out(module, keep)
-    module.in_channels = module.groups = len(keep)
+    REMOVERS[type(module)][1](module, keep, repeat)
 
 
 def remove_channels(model: QuantNet, round_to: int = 1) -> QuantNet:
@@ -104,11 +132,7 @@ def remove_channels(model: QuantNet, round_to: int = 1) -> QuantNet:
         if len(keep) == group.channels:
             continue
         for name in group.producers:
-            module = new.layers[name]
-            if isinstance(module, QuantConv2d) and module.depthwise:
-                prune_depthwise(module, keep)
-            else:
-                prune_out(module, keep)
+            prune_out(new.layers[name], keep)
         for name, repeat in group.consumers:
             prune_in(new.layers[name], keep, repeat)
     return new
