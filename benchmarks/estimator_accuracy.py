@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from hls_templates.estimate.calibration import RELATIVE, error
 from hls_templates.estimate.csynth_report import METRICS, compare, parse_csynth
 from hls_templates.estimate.hls4ml_model import estimate_hls4ml, load_calibration_case
 
 CAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "calibration" / "hls4ml-jet-mlp"
-RELATIVE = ("dsp", "lut", "ff")
 
 
 def cell(metric: str, pair) -> str:
@@ -27,15 +27,6 @@ def cell(metric: str, pair) -> str:
         err = "exact" if est == rep else (f"{(est - rep) / rep:+.0%}" if rep else "n/a")
         return f"{est:,} / {rep:,} ({err})"
     return f"{est} / {rep}" + ("" if est == rep else f" ({est - rep:+d})")
-
-
-def error(metric: str, est: float, rep: float) -> float:
-    """Relative for resources (a report of 0 demands 0), in cycles or blocks otherwise."""
-    if metric not in RELATIVE:
-        return float(abs(est - rep))
-    if rep == 0:
-        return 0.0 if est == 0 else float("inf")
-    return abs(est - rep) / rep
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from exporters.errors import FoldlineError
+from hls_templates.estimate import calibration
 from hls_templates.estimate import primitives as prim
 from hls_templates.estimate.csynth_report import compare, hls4ml_layer_indices, match_layers, parse_csynth
 from hls_templates.estimate.hls4ml_model import (Activation, DenseLayer, Hls4mlEstimateError, Hls4mlNetwork,
@@ -59,6 +60,22 @@ def test_calibration_case_meets_the_goal(case, tmp_path):
     misses = [f"{r['name']} {m}: estimate {r[m][0]}, report {r[m][1]}"
               for r in rows for m in TOLERANCE if m in r and not meets(m, *r[m])]
     assert not misses, "; ".join(misses)
+
+
+def test_the_calibration_label_every_report_carries_is_true(tmp_path):
+    """hls_templates.estimate.calibration states the worst errors on the dense and ReLU rows and the
+    cycles before the softmax; they must be what the reports give, rounded up to a percent."""
+    measured = {"latency": 0.0, "dsp": 0.0, "lut": 0.0, "ff": 0.0}
+    for case in CASES:
+        for r in compare(estimate_without_report(case, tmp_path), parse_csynth(CAL / case / "csynth.rpt")):
+            if r["kind"] in ("dense", "relu", "latency"):
+                for m in measured:
+                    if m in r:
+                        measured[m] = max(measured[m], calibration.error(m, *r[m]))
+    stated = calibration.MEASURED_ERROR
+    assert measured["latency"] == stated["latency_cycles"]
+    for m in ("dsp", "lut", "ff"):
+        assert stated[m] - 0.01 < measured[m] <= stated[m] or measured[m] == stated[m] == 0, m
 
 
 def test_reuse_two_doubles_ii_and_caps_multipliers_at_hls4mls_limit():
@@ -140,20 +157,27 @@ def test_wider_operands_cost_more():
 
 def test_adder_tree_levels_and_cut():
     level = prim.TREE_LEVEL_NS
-    free = prim.adder_tree([0.0] * 8, [8] * 8, 16, 100.0, UPLUS)
-    assert (free.adds, free.stage, free.reg_bits) == (7, 0, 0)
-    assert free.ready_ns == pytest.approx(3 * level) and free.lut == 4 * 9 + 2 * 10 + 11
-    cut = prim.adder_tree([0.0] * 8, [8] * 8, 16, 2.5 * level, UPLUS)
-    assert cut.stage == 1 and cut.reg_bits == 2 * 10 and cut.tail_ns == pytest.approx(level)
+    one = np.zeros(8, int)
+    free = prim.adder_trees([0.0] * 8, [8] * 8, one, 1, 16, 100.0, UPLUS)
+    assert (free.adds[0], free.stage[0], free.reg_bits[0]) == (7, 0, 0)
+    assert free.ready_ns[0] == pytest.approx(3 * level) and free.lut[0] == 4 * 9 + 2 * 10 + 11
+    cut = prim.adder_trees([0.0] * 8, [8] * 8, one, 1, 16, 2.5 * level, UPLUS)
+    assert cut.stage[0] == 1 and cut.reg_bits[0] == 2 * 10 and cut.tail_ns[0] == pytest.approx(level)
 
 
 def test_blocks_chain_when_they_fit_a_cycle():
     """Case C's top, with the delays of its sched report: 6 cycles before the softmax."""
-    chain = prim.chain_blocks([[3.29], [1.22], [3.92], [1.22], [3.59], [1.22], [2.83]], 5.0 - 0.625)
+    def in_sequence(n):
+        return [[i - 1] if i else [] for i in range(n)]
+
+    chain = prim.chain_graph([[3.29], [1.22], [3.92], [1.22], [3.59], [1.22], [2.83]], in_sequence(7), 5.0 - 0.625)
     assert chain.states == 6
     assert chain.registered == (False, True, True, True, True, True, False)
-    two = prim.chain_blocks([[2.0, 0.67], [0.96], [4.35, 2.02]], 4.375)     # B: fc1 tail + relu1 share
+    two = prim.chain_graph([[2.0, 0.67], [0.96], [4.35, 2.02]], in_sequence(3), 4.375)     # B: fc1 tail + relu1 share
     assert two.starts == (0, 1, 2) and two.states == 4
+    # a block reading two others starts after the later one and registers the earlier one's outputs
+    fork = prim.chain_graph([[3.0], [2.0, 1.0], [1.0]], [[], [0], [0, 1]], 4.375)
+    assert fork.starts == (0, 1, 2) and fork.waits == ((), (1,), (2, 0)) and fork.states == 3
 
 
 def test_fixed_types():

@@ -9,9 +9,11 @@ every training epoch, and the hardware-cost rule pruning methods use.
 >>> e.layers[1]["name"], e.layers[1]["type"]
 ('conv1', 'Conv')
 
-Formulas: :mod:`.arith` (operators), :mod:`.layers` (one layer, from the kernel loops),
-:mod:`.schedule` (composition), :mod:`.pruning` (cost rule); docs/hls.md "Estimator".
-None of the numbers is a synthesis result.
+Formulas: :mod:`.primitives` (operators, calibrated on real Vivado HLS reports), :mod:`.mac` and
+:mod:`.requant_stage` (the kernels' modules from them), :mod:`.layers` (one layer, from the
+kernel loops), :mod:`.schedule` (composition), :mod:`.pruning` (cost rule), :mod:`.report` (what
+a report says); hls4ml projects: :mod:`.hls4ml_model`, :mod:`.hls4ml_project`. docs/hls.md
+"Estimator". None of the numbers is a synthesis result.
 """
 
 from hls_templates.estimate.config import EstimateConfig, EstimateConfigError, resolve_config

@@ -17,9 +17,12 @@ public behaviour of the Xilinx tools and of hls4ml; calibrate the thresholds in
 * ``dsp``: anything wider, tiled over the DSP slice's signed ports ``A x B`` (27 x 18 on
   UltraScale+, 25 x 18 on 7-series): ``ceil(wide / A) * ceil(narrow / B)`` slices.
 
-These rules cost Foldline's own kernels. How the HLS front end actually builds a product by a
-constant (canonical signed digits, then DSP or LUT by width), calibrated on real reports, is
-:func:`hls_templates.estimate.primitives.constant_products`.
+How the HLS front end actually builds a product by a constant (canonical signed digits, then
+DSP or LUT by width), calibrated on real reports, is
+:func:`hls_templates.estimate.primitives.constant_products`; Foldline's MAC, requantizer, pooling
+and Add kernels are costed with it (:mod:`.mac`, :mod:`.requant_stage`). This module keeps the
+digit arithmetic, the widths and the memories they share, and the older product classes below
+for the costs not yet moved onto the primitives.
 
 **LUT cost of a product in fabric.**
 
@@ -34,7 +37,9 @@ constant (canonical signed digits, then DSP or LUT by width), calibrated on real
 
 **Memories.** A ROM or buffer of ``depth x width`` bits: depth < 64 -> LUTRAM/SRL,
 ``ceil(depth / 64) * width`` LUTs; otherwise BRAM18 blocks in 512 x 36 mode,
-``ceil(width / 36) * ceil(depth / 512)``.
+``ceil(width / 36) * ceil(depth / 512)``. A constant table read by many lookups at once
+(a Lookup layer's, completely partitioned) is logic instead, one copy per lookup:
+``ceil(depth / 64) * width`` LUTs up to 256 entries (:func:`rom_logic_cost`).
 
 >>> naf_weight(np.array([0, 1, 3, 7, 5, 11, 127])).tolist()
 [0, 1, 2, 2, 2, 3, 2]
@@ -135,7 +140,10 @@ def memory_cost(depth: int, width: int) -> tuple[int, int]:
     return 0, -(-width // BRAM18_WIDTH) * -(-depth // BRAM18_DEPTH)
 
 
-def adder_tree_depth(terms) -> np.ndarray:
-    """Pipeline stages of a balanced adder tree over ``terms`` operands: ``ceil(log2(terms))``."""
-    terms = np.maximum(np.asarray(terms, dtype=np.int64), 1)
-    return bit_length(terms - 1)
+def rom_logic_cost(depth: int, width: int) -> int:
+    """LUTs of a constant ``depth x width``-bit table built as logic (completely partitioned, one per
+    lookup): a LUT6 is a 64 x 1 ROM and a slice's F7/F8 muxes join four of them for free, so
+    ``ceil(depth / 64) * width``, plus one LUT per bit for each further 256 entries."""
+    if depth <= 0 or width <= 0:
+        return 0
+    return (-(-depth // 64) + max(0, -(-depth // 256) - 1)) * width

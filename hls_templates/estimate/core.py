@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from exporters import integer_model as im
 from exporters.onnx_import import as_integer_model
 from hls_templates.estimate import arith
+from hls_templates.estimate import primitives as prim
 from hls_templates.estimate.config import EstimateConfig, resolve_config
 from hls_templates.estimate.layers import LayerCost, Mode, layer_cost
-from hls_templates.estimate.schedule import dataflow_times, total_latency
+from hls_templates.estimate.mac import pipelined_top
+from hls_templates.estimate.schedule import dataflow_times, pipeline_chain, total_latency
 
 RESOURCES = ("dsp", "lut", "bram", "ff")
 STREAM_DEPTH = 2  # the generator's FIFO depth between layers (hls_templates/plan.py)
@@ -60,7 +64,28 @@ def cost_model(model_or_onnx, config=None) -> Costed:
     costs = {layer.name: layer_cost(model, layer, cfg, mode) for layer in layers}
     if arch == "dataflow":
         _add_streams(model, layers, costs)
+    if mode.unrolled:
+        _add_pipeline_registers(model, layers, costs, cfg)
     return Costed(model, cfg, mode, layers, costs)
+
+
+def _add_pipeline_registers(model: im.IntegerModel, layers: list[im.Layer], costs: dict[str, LayerCost],
+                            cfg: EstimateConfig) -> None:
+    """One PIPELINE top (every reuse 1), as hls4ml's top (docs/hls.md, "Registers"): a layer's
+    outputs are registered once per cycle they wait before a reader's module starts (charged to the
+    layer producing them), and the top's own control (input port register, valid and enable bits,
+    handshake muxes: :func:`.mac.pipelined_top`) is charged to the Input."""
+    budget = prim.cycle_budget(cfg.clock_ns)
+    top = pipeline_chain(layers, costs, budget)
+    for producers, waits in zip(top.producers, top.chain.waits):
+        for name, wait in zip(producers, waits):
+            c = costs[name]
+            ff = wait * c.out_elements * c.out_bits
+            c.ff += ff
+            c.out_share["ff"] = c.out_share["ff"] + ff / max(c.out_share["ff"].size, 1)
+    lut, ff = pipelined_top(int(np.prod(model.input.shape)) * model.input.grid.bits, top.chain.states, 1)
+    port = costs[model.input.name]
+    port.lut, port.ff = port.lut + lut, port.ff + ff
 
 
 def _add_streams(model: im.IntegerModel, layers: list[im.Layer], costs: dict[str, LayerCost]) -> None:
@@ -113,7 +138,7 @@ def estimate(model_or_onnx, config=None) -> Estimate:
         if times is not None:
             entry["first_output_cycle"], entry["last_output_cycle"] = (int(v) for v in times[layer.name])
         layers.append(entry)
-    latency = int(total_latency(c.layers, c.costs, mode))
+    latency = int(total_latency(c.layers, c.costs, mode, prim.cycle_budget(c.cfg.clock_ns)))
     ii = max((d["ii"] for d in layers), default=0)
     totals = {"latency_cycles": latency, "latency_us": latency * c.cfg.clock_ns / 1000.0, "ii_cycles": int(ii),
               "clock_ns": float(c.cfg.clock_ns), "architecture": mode.arch, "part": c.cfg.part,

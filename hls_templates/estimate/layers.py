@@ -6,51 +6,52 @@ declared weight bits, ``P`` the proven folded accumulator width
 (:func:`exporters.integer_model.accumulator_analysis`), ``b_y`` the output grid's bits,
 ``nz`` the number of nonzero weights, ``nz[c]`` those of output channel ``c``.
 
-**Multiply-accumulate** (``foldline_mac.h``, ``sparse_mac``): the nonzero table is unrolled,
-``acc[out] += weight * x[tap]`` once per nonzero weight, under ``ALLOCATION mul
-limit = ceil(nz / R)``. Hence:
+**Multiply-accumulate and requantization** (``foldline_mac.h``, ``foldline_requant.h``): one
+module of :func:`.mac.mac_module` per layer, from the primitives calibrated on real reports
+(:mod:`.primitives`; docs/hls.md, "Foldline's kernels under the primitives"): the nonzero table
+unrolled into products by literal weights (shared per tap and weight), one adder tree per output
+with a weight (a channel without any is a constant and folds away), the requantizer
+(:func:`.requant_stage.requant_stage`) chained after the slowest tree, registers where cycles
+end, and at ``R > 1`` the ``mul`` operations beyond ``ALLOCATION mul limit = ceil(nz / R)``
+sharing units. Its **depth** is its module's cycles (``stages + 1``); ``delays_ns`` the delay
+of each, which the parallel top chains.
 
-* products: at ``R = 1`` every nonzero weight is a constant product, costed one by one
-  (:mod:`.arith`: shift / LUT shift-and-add / DSP); at ``R > 1`` the ``n_real`` products
-  that are not shifts share ``lanes = min(ceil(nz / R), n_real)`` general ``b_x x b_w``
-  multipliers, each with two ``R``-input operand muxes, ``(b_x + b_w) * ceil(R / 4)``
-  LUTs (a LUT6 is a 4:1 mux);
-* adders: one ``P``-bit adder per nonzero weight (the pragma limits only ``mul``), ``nz * P``
-  LUTs and, pipelined one tree level per cycle, ``nz * P`` FFs;
-* requantization (``foldline_requant.h``), once per output channel with ``nz[c] > 0`` (a
-  channel without weights is a constant and folds away): the constant product
-  ``acc * M[c]`` (shift if ``M[c]`` is a power of two, else a LUT or DSP product of a
-  ``P``-bit and a ``bits(M[c])``-bit operand), then the rounding adder and the two clamp
-  comparators on ``P + 17`` bits: ``3 * (P + 17)`` LUTs; ``P + 17 + b_y`` FFs.
+**Windows** (``foldline_window.h``; Conv, MaxPool, AvgPool, streaming; a 1-D layer is one row,
+``H = kh = 1``): the loop runs over every padded position, ``Hp * Wp`` iterations at ``II = R``
+(``Hp = H + pad_top + pad_bottom``, the bottom and right padding including ceil mode's end
+padding); padding is generated, not read. A window spans ``sh = d_h (kh - 1) + 1`` rows and
+``sw = d_w (kw - 1) + 1`` columns (dilation). Line buffers ``lines[sh - 1][Wp]`` of
+``C * b_x``-bit pixels (partitioned by row: ``sh - 1`` memories of depth ``Wp``, see
+:func:`.arith.memory_cost`; none when ``sh = 1``) and window registers ``kh * sw * C * b_x`` FFs
+(each tap row keeps its ``sw`` columns). The first output leaves after ``(sh - 1) * Wp + sw``
+iterations, the last ``pad_bottom * Wp + pad_right`` iterations after the last input pixel is read.
 
-**Pipeline depth** of one output: product (3 cycles on a DSP, else 1) + adder tree
-``ceil(log2(max_c nz[c] + 1))`` (bias included) + requant product (3 or 1) + 1 (round and clamp).
-
-**Windows** (``foldline_window.h``; Conv, MaxPool, AvgPool, streaming): the loop runs over
-every padded position, ``Hp * Wp`` iterations at ``II = R``; padding is generated, not
-read. Line buffers ``lines[kh - 1][Wp]`` of ``C * b_x``-bit pixels (partitioned by row:
-``kh - 1`` memories of depth ``Wp``, see :func:`.arith.memory_cost`; none when ``kh = 1``)
-and window registers ``kh * kw * C * b_x`` FFs. The first output leaves after
-``(kh - 1) * Wp + kw`` iterations, the last ``pad_top * Wp + pad_left`` iterations after the
-last input pixel is read.
-
-**Other stages**: MaxPool: ``window - 1`` compare-selects of ``2 * b_x`` LUTs per channel,
-depth ``ceil(log2(window)) + 1``. AvgPool: ``window`` ``P``-bit adders per channel plus the
-requantizer. GlobalAvgPool: one ``P``-bit accumulator per channel, ``H * W`` iterations at
-``II = R``, then the requantizer. Add (``foldline_add.h``): per channel two constant products
-``(x - z) * M_i`` on ``sum_bits`` (shift when ``M_i`` is a power of two) and the sum, rounding
-and clamp, ``4 * sum_bits`` LUTs. Linear (``foldline_linear.h``, streaming): reads
+**Other stages**: MaxPool: a chain of ``window - 1`` compare-selects per channel
+(:func:`.requant_stage.max_window`). AvgPool and the array GlobalAvgPool: the MAC rule on their
+all-ones convolution; an AvgPool whose edge windows divide by their own count
+(``counted`` in its config) has a requantizer whose ``M`` and ``n`` are read from a table per pixel, not
+literals: costed as its widest ``M`` (the rule builds one requantizer per channel either way) plus
+the count logic, two small comparators per axis and the table read (:func:`avgpool_cost`). The streaming GlobalAvgPool: one ``P``-bit accumulator per channel,
+``H * W`` iterations at ``II = R``, then the requantizer. Add (``foldline_add.h``): per element the
+zero-point subtractions, the constant products ``(x - z) * M_i`` on ``sum_bits`` and their sum,
+then the shared rounding and clamp (:func:`.requant_stage.add_element`). Lookup
+(``foldline_lookup.h``): per value a LUT-logic ROM of ``n_table x b_y`` bits
+(:func:`.arith.rom_logic_cost`), one cycle. Linear (``foldline_linear.h``, streaming): reads
 ``in_pixels`` pixels at ``II = 1`` into a register vector (``n_taps * b_x`` FFs), then one
-MAC at ``II = R``. Flatten: free (the writer
+MAC at ``II = R``. Concat (``foldline_concat.h``): a pixel stage; per channel a copy's register or
+a requantized input's constant product, rounding and clamp (:func:`concat_cost`). Upsample
+(``foldline_upsample.h``): a window-like stage over the output pixels with a row buffer
+(:func:`upsample_cost`). Flatten: free (the writer
 permutes the weight columns).
 
 **Parallel architecture** (the ``*_array`` kernels, ``hls_templates/plan.py``): no line
-buffers; every tensor is a fully partitioned array, ``elements * bits`` FFs (twice that when
-the top is a DATAFLOW region, whose array channels are ping-pong buffers). When every layer has
-``R = 1`` the top function is one ``PIPELINE``, which unrolls every loop: a window layer is
-built once per output pixel (``out_pixels`` copies of its per-pixel hardware). Otherwise each
-layer is its own pipeline at ``II = R``, one output pixel per ``R`` cycles. ``add_array`` and
-``global_avgpool_array`` unroll over all pixels in both cases.
+buffers. When every layer has ``R = 1`` the top function is one ``PIPELINE``, which unrolls
+every loop: a window layer is built once per output pixel (``out_pixels`` copies of its
+per-pixel hardware), and a tensor is registered only where it waits across a cycle of the top's
+chain (``core``). Otherwise the top is a DATAFLOW region of per-layer pipelines at ``II = R``,
+one output pixel per ``R`` cycles, each tensor a fully partitioned ping-pong array
+(``2 * elements * bits`` FFs) and each window gathered from it by ``positions``:1 multiplexers.
+``add_array`` and ``global_avgpool_array`` unroll over all pixels in both cases.
 """
 
 from __future__ import annotations
@@ -60,11 +61,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from exporters import integer_model as im
+from exporters.bounds import signed_width
 from exporters.layers import positions
+from exporters.requant import MAX_SHIFT, MULTIPLIER_BITS
 from hls_templates.estimate import arith
+from hls_templates.estimate import primitives as prim
 from hls_templates.estimate.config import EstimateConfig
+from hls_templates.estimate.mac import constant_width, mac_module, module_latency, term_width
+from hls_templates.estimate.requant_stage import add_element, max_window, requant_stage
 
-REQUANT_PRODUCT_EXTRA = 17  # acc * M is P + 16 bits; the rounding term needs one more
 METRICS = ("lut", "dsp", "ff", "bram")
 
 
@@ -101,7 +106,14 @@ class LayerCost:
     # channel-cost parts (arrays over this layer's output / input channels)
     out_share: dict = field(default_factory=dict)  # metric -> (C_out,) cost of each output channel
     in_share: dict = field(default_factory=dict)  # metric -> (C_in,) cost of reading each input channel
-    depth_parts: tuple = ()  # (fixed part, row_terms (C_out,), col_terms (C_out, C_in)) of MAC depth
+    delays_ns: tuple = ()  # the combinational delay of each cycle of its module (primitives.chain_graph)
+    module: object = None  # a MAC layer's .mac.MacModule: what the channel-cost rule recomputes
+    out_bits: int = 0  # bits of each output element (what a register crossing a cycle boundary holds)
+    out_elements: int = 0  # output elements that are not constants (parallel top's crossing registers)
+
+    def cycle_delays(self, budget: float) -> tuple:
+        """Its delays per cycle: the module's, or ``depth`` full cycles for a rule that gives none."""
+        return self.delays_ns or (budget,) * max(self.depth, 1)
 
     def latency(self, mode: Mode) -> int:
         """Cycles from its input being complete to its last output, run alone (``trips * R + d - 1``)."""
@@ -112,7 +124,7 @@ class LayerCost:
                 return self.iterations + self.reuse + self.depth - 1
             return self.iterations * self.reuse + self.depth - 1
         if mode.unrolled:
-            return self.depth
+            return max(self.depth - 1, 0)  # its module's cycles beyond the first (0: combinational)
         trips = self.out_pixels if self.stage == "window" else 1
         return trips * self.reuse + self.depth - 1
 
@@ -129,73 +141,37 @@ def _zeros(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.float64)
 
 
-def _requant_units(m: np.ndarray, active: np.ndarray, p: int, b_y: int, cfg: EstimateConfig):
-    """Per-channel (lut, dsp, ff) of the requantizers and their depth (product + round/clamp)."""
-    m = np.asarray(m, dtype=np.int64)
-    shift = arith.is_power_of_two(m)
-    bits_m = arith.bit_length(m)
-    lut_rule = arith.goes_to_lut(p, bits_m, cfg.lut_mult_max_bits, cfg.lut_mult_narrow_bits)
-    product_lut = np.where(~shift & lut_rule, (arith.naf_weight(m) - 1) * (p + bits_m), 0)
-    dsp = np.where(~shift & ~lut_rule, arith.dsp_tiles(p, bits_m + 1, cfg.dsp_ports), 0)
-    lut = product_lut + 3 * (p + REQUANT_PRODUCT_EXTRA)
-    ff = np.full(m.shape, p + REQUANT_PRODUCT_EXTRA + b_y)
-    a = np.asarray(active).astype(np.int64)
-    depth = arith.DSP_PIPELINE if (dsp * a).any() else arith.FABRIC_PIPELINE
-    return (lut * a).astype(np.float64), (dsp * a).astype(np.float64), (ff * a).astype(np.float64), depth + 1
-
-
-def _products(w: np.ndarray, b_x: int, b_w: int, reuse: int, cfg: EstimateConfig):
-    """Per-nonzero (lut, dsp, ff) shares, layer totals and depth of the products (module doc)."""
-    mag = np.abs(w)
-    shift = arith.is_power_of_two(mag)
-    if reuse == 1:
-        bw = arith.bit_length(mag) + 1
-        lut_rule = arith.goes_to_lut(b_x, bw, cfg.lut_mult_max_bits, cfg.lut_mult_narrow_bits)
-        lut = np.where(~shift & lut_rule, (arith.naf_weight(mag) - 1) * (b_x + bw), 0)
-        dsp = np.where(~shift & ~lut_rule, arith.dsp_tiles(b_x, bw, cfg.dsp_ports), 0)
-        ff = np.where(shift, 0, b_x + bw)
-        depth = arith.DSP_PIPELINE if dsp.any() else arith.FABRIC_PIPELINE
-        return (lut, dsp, ff), (int(lut.sum()), int(dsp.sum()), int(ff.sum())), depth
-    n_real = int((~shift).sum())
-    lanes = min(-(-w.size // reuse), n_real)
-    on_lut = bool(arith.goes_to_lut(b_x, b_w, cfg.lut_mult_max_bits, cfg.lut_mult_narrow_bits))
-    lane_lut = (b_x * b_w if on_lut else 0) + (b_x + b_w) * -(-reuse // 4)
-    lane_dsp = 0 if on_lut else int(arith.dsp_tiles(b_x, b_w, cfg.dsp_ports))
-    lane_ff = b_x + b_w
-    real = (~shift).astype(np.float64) / reuse  # each real product holds 1/R of a lane
-    depth = arith.DSP_PIPELINE if lane_dsp else arith.FABRIC_PIPELINE
-    return ((real * lane_lut, real * lane_dsp, real * lane_ff),
-            (lanes * lane_lut, lanes * lane_dsp, lanes * lane_ff), depth)
-
-
-def _window_buffers(c: int, bits: int, kernel, padded_width: int, mode: Mode):
+def _window_buffers(c: int, bits: int, window: im.Window, padded_width: int, mode: Mode):
     """(lut, bram, ff) of the line buffers and window registers of a streaming window stage."""
     if mode.arch != "dataflow":
         return 0, 0, 0
-    kh, kw = kernel
+    (kh, _), (sh, sw) = window.kernel, window.span
     lut = bram = 0
-    if kh > 1:
+    if sh > 1:
         row_lut, row_bram = arith.memory_cost(padded_width, c * bits)
-        lut, bram = (kh - 1) * row_lut, (kh - 1) * row_bram
-    return lut, bram, kh * kw * c * bits
+        lut, bram = (sh - 1) * row_lut, (sh - 1) * row_bram
+    return lut, bram, kh * sw * c * bits
 
 
-def _window_geometry(model: im.IntegerModel, layer, kernel, padding):
-    c, h, w = model.shape(layer.input)
-    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
-    _, ho, wo = model.shape(layer.name)
-    first_input = max(kernel[0] - 1 - padding[0], 0) * w + max(kernel[1] - 1 - padding[1], 0)
-    geo = dict(stage="window", iterations=hp * wp, fill=(kernel[0] - 1) * wp + kernel[1],
-               tail=padding[0] * wp + padding[1], first_input=first_input, out_pixels=ho * wo)
+def _window_geometry(model: im.IntegerModel, layer, window: im.Window):
+    """The schedule of a streaming window stage over the 2-D form of its window (``window.plane()``)."""
+    c, h, w = im.plane_shape(model.shape(layer.input))
+    (pt, pl), (eh, ew), (sh, sw) = window.padding, window.extra, window.span
+    hp, wp = h + 2 * pt + eh, w + 2 * pl + ew
+    _, ho, wo = im.plane_shape(model.shape(layer.name))
+    first_input = max(sh - 1 - pt, 0) * w + max(sw - 1 - pl, 0)
+    geo = dict(stage="window", iterations=hp * wp, fill=(sh - 1) * wp + sw,
+               tail=(pt + eh) * wp + pl + ew, first_input=first_input, out_pixels=ho * wo)
     return geo, c, wp
 
 
 def tensor_registers(model: im.IntegerModel, name: str, mode: Mode) -> int:
-    """Parallel architecture: a layer's output array in registers (ping-pong in a DATAFLOW top)."""
-    if mode.arch != "parallel":
+    """Parallel architecture with a DATAFLOW top (some reuse > 1): a layer's output array in
+    registers, twice (ping-pong). In a PIPELINE top (every reuse 1) an array is wiring unless it
+    crosses a cycle boundary; those registers come from the top's chain (``core``)."""
+    if mode.arch != "parallel" or mode.unrolled:
         return 0
-    bits = int(np.prod(model.shape(name))) * model.grid(name).bits
-    return bits if mode.unrolled else 2 * bits
+    return 2 * int(np.prod(model.shape(name))) * model.grid(name).bits
 
 
 def _scale(cost: LayerCost, copies: int) -> None:
@@ -209,63 +185,90 @@ def _scale(cost: LayerCost, copies: int) -> None:
                 shares[key] = shares[key] * copies
 
 
-def _mac_cost(model: im.IntegerModel, layer: im.MacLayer, cfg: EstimateConfig, mode: Mode, geo: dict,
-              col: np.ndarray, c_in: int, buffers: tuple, copies: int) -> LayerCost:
-    """A MAC layer from its stage geometry, the input channel ``col`` of every entry of its
-    weight rows and its input-side ``buffers`` (lut, bram, ff); ``copies`` of it when unrolled."""
+def _target(cfg: EstimateConfig) -> tuple[prim.Part, float, tuple[int, int]]:
+    """The part, the cycle budget (period less the clock uncertainty) and the DSP-or-LUT thresholds."""
+    return prim.part_for(cfg.part), prim.cycle_budget(cfg.clock_ns), (cfg.lut_mult_max_bits, cfg.lut_mult_narrow_bits)
+
+
+def _gather_muxes(taps: int, positions_: int) -> int:
+    """LUTs of gathering ``taps`` window values from a partitioned array at a variable position
+    (``gather_window`` in a pipelined, not unrolled, loop over ``positions_`` output pixels):
+    one ``positions_``:1 multiplexer per tap (:func:`.primitives.mux_lut`, extrapolated far beyond
+    the 2- and 3-input muxes it was read from)."""
+    return taps * prim.mux_lut(positions_) if positions_ > 1 else 0
+
+
+def _mac_cost(model: im.IntegerModel, layer, cfg: EstimateConfig, mode: Mode, geo: dict, tap: np.ndarray,
+              tap_channel: np.ndarray, c_in: int, buffers: tuple, copies: int, requant=None) -> LayerCost:
+    """An accumulating layer (``sparse_mac`` then ``requantize``) as one :func:`.mac.mac_module`:
+    ``tap[o, k]`` is the input value entry ``k`` of weight row ``o`` reads (products of one tap and
+    one weight are built once), ``tap_channel[t]`` the input channel of tap ``t``; ``buffers``
+    (lut, bram, ff) its input side; ``copies`` of it in an unrolled parallel top; ``requant`` the
+    requantizer to cost instead of the layer's own (a counted AvgPool's worst table entry)."""
     reuse = cfg.reuse(layer.name)
-    b_x, b_w, b_y = model.grid(layer.input).bits, layer.weight_bits, model.grid(layer.name).bits
+    part, budget, thresholds = _target(cfg)
+    grid_in, grid_out = model.grid(layer.input), model.grid(layer.name)
     p = im.accumulator_analysis(model, layer).bits
     rows = layer.weight_rows(model)
     c_out = rows.shape[0]
     r_idx, k_idx = np.nonzero(rows)
-    w, c_idx = rows[r_idx, k_idx], col[r_idx, k_idx]
-    (p_lut, p_dsp, p_ff), (t_lut, t_dsp, t_ff), mult_depth = _products(w, b_x, b_w, reuse, cfg)
-    nz_row = np.bincount(r_idx, minlength=c_out)
-    rq_lut, rq_dsp, rq_ff, rq_depth = _requant_units(layer.requant.multiplier, nz_row > 0, p, b_y, cfg)
-
+    w = rows[r_idx, k_idx]
+    rq = requant or layer.requant
+    stage = requant_stage(rq.multiplier, rq.shift, p, grid_out.bits, rq.out.zero_point, part, thresholds)
+    bias = im.folded_bias(layer, grid_in.zero_point, model)
+    m = mac_module(r_idx, tap[r_idx, k_idx], w, c_out, tap_channel.size, grid_in.bits,
+                   term_width(grid_in.bits, grid_in.signed, w, p), constant_width(bias, p), p, stage, budget, part,
+                   reuse, max(1, -(-w.size // reuse)), thresholds, tap_channel)
     cost = LayerCost(layer.name, type(layer).__name__, reuse=reuse, **geo)
     work = layer.work(model)
     cost.macs, cost.nonzero_multiplies = work.macs, work.nonzero_macs
-    adders = w.size * p
-    cost.lut = int(t_lut + adders + rq_lut.sum())
-    cost.dsp = int(t_dsp + rq_dsp.sum())
-    cost.ff = int(t_ff + adders + rq_ff.sum())
-    fixed = mult_depth + rq_depth
-    cost.depth = int(fixed + arith.adder_tree_depth(nz_row + 1).max())
-    cost.depth_parts = (fixed, nz_row, _count_matrix(r_idx, c_idx, c_out, c_in))
+    cost.lut, cost.dsp, cost.ff = m.lut, m.dsp, m.ff
+    cost.depth, cost.delays_ns, cost.module = module_latency(m.stages), tuple(m.delays), m
+    cost.out_bits, cost.out_elements = grid_out.bits, int(m.live.sum()) * geo["out_pixels"]
 
-    def per(values, index, n):
-        return np.bincount(index, weights=np.asarray(values, dtype=np.float64), minlength=n)
+    def by_channel(values):
+        return np.bincount(tap_channel, weights=values, minlength=c_in)
 
-    adder_col = per(np.full(w.size, p), c_idx, c_in)
-    cost.out_share = {"lut": per(p_lut, r_idx, c_out) + nz_row * p + rq_lut,
-                      "dsp": per(p_dsp, r_idx, c_out) + rq_dsp,
-                      "ff": per(p_ff, r_idx, c_out) + nz_row * p + rq_ff, "bram": _zeros(c_out)}
-    cost.in_share = {"lut": per(p_lut, c_idx, c_in) + adder_col, "dsp": per(p_dsp, c_idx, c_in),
-                     "ff": per(p_ff, c_idx, c_in) + adder_col, "bram": _zeros(c_in)}
+    cost.out_share = {"lut": m.out_lut, "dsp": m.out_dsp, "ff": m.out_ff, "bram": _zeros(c_out)}
+    cost.in_share = {"lut": by_channel(m.in_lut), "dsp": by_channel(m.in_dsp), "ff": by_channel(m.in_ff),
+                     "bram": _zeros(c_in)}
     _scale(cost, copies)
+    if mode.arch == "parallel" and not mode.unrolled and geo["stage"] == "window":
+        mux = _gather_muxes(tap_channel.size, geo["out_pixels"])
+        buffers = (buffers[0] + mux, buffers[1], buffers[2])
     _add_buffers(cost, *buffers, c_in)
     _add_output_registers(cost, tensor_registers(model, layer.name, mode), c_out)
     return cost
 
 
+def _window_taps(model: im.IntegerModel, layer) -> tuple[np.ndarray, np.ndarray, int]:
+    """Tap ``(channel * kh + y) * kw + x`` of every entry of a window layer's weight rows (grouped
+    and depthwise layers read the channel their group assigns), each tap's channel, the channels."""
+    view = layer.convolution(model).plane()
+    o, i_local, kh, kw = view.weight.shape
+    c_in = model.shape(layer.input)[0]
+    spot = np.arange(kh * kw)
+    tap = (view.input_channel[:, :, None] * (kh * kw) + spot[None, None, :]).reshape(o, -1)
+    return tap, np.repeat(np.arange(c_in), kh * kw), c_in
+
+
 def conv_cost(model: im.IntegerModel, layer: im.Conv, cfg: EstimateConfig, mode: Mode) -> LayerCost:
     """A window stage (``conv2d_stream``); unrolled, one copy per output pixel."""
-    geo, c_in, wp = _window_geometry(model, layer, layer.kernel, layer.padding)
-    view = layer.convolution(model)  # the input channel of every weight entry, as the rows order them
-    col = np.broadcast_to(view.input_channel[:, :, None, None], view.weight.shape).reshape(len(view.weight), -1)
-    buffers = _window_buffers(c_in, model.grid(layer.input).bits, layer.kernel, wp, mode)
-    return _mac_cost(model, layer, cfg, mode, geo, col, c_in, buffers, geo["out_pixels"] if mode.unrolled else 1)
+    window = layer.geometry(model).plane()
+    geo, c_in, wp = _window_geometry(model, layer, window)
+    tap, tap_channel, _ = _window_taps(model, layer)
+    buffers = _window_buffers(c_in, model.grid(layer.input).bits, window, wp, mode)
+    return _mac_cost(model, layer, cfg, mode, geo, tap, tap_channel, c_in, buffers,
+                     geo["out_pixels"] if mode.unrolled else 1)
 
 
 def linear_cost(model: im.IntegerModel, layer: im.Linear, cfg: EstimateConfig, mode: Mode) -> LayerCost:
     """``linear_stream`` keeps the whole input vector ``x[n_taps]`` in registers, then one MAC."""
     c_in = layer.weight.shape[1]
     geo = dict(stage="linear", iterations=_linear_input_pixels(model, layer), out_pixels=1)
-    col = np.broadcast_to(np.arange(c_in)[None, :], layer.weight.shape)
+    tap = np.broadcast_to(np.arange(c_in)[None, :], layer.weight.shape)
     buffers = (0, 0, c_in * model.grid(layer.input).bits if mode.arch == "dataflow" else 0)
-    return _mac_cost(model, layer, cfg, mode, geo, col, c_in, buffers, 1)
+    return _mac_cost(model, layer, cfg, mode, geo, tap, np.arange(c_in), c_in, buffers, 1)
 
 
 def _add_buffers(cost: LayerCost, lut: int, bram: int, ff: int, channels: int) -> None:
@@ -281,11 +284,6 @@ def _add_output_registers(cost: LayerCost, ff: int, channels: int) -> None:
     cost.out_share["ff"] = cost.out_share["ff"] + ff / channels
 
 
-def _count_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
-    """(n_rows, n_cols) counts of nonzero weights of each output row that read each input."""
-    return np.bincount(rows * n_cols + cols, minlength=n_rows * n_cols).reshape(n_rows, n_cols)
-
-
 def _linear_input_pixels(model: im.IntegerModel, layer: im.Linear) -> int:
     """Pixels a streaming Linear reads: H * W of the map a free view (Flatten) made its input from, else 1."""
     src = model.layer(layer.input)
@@ -294,77 +292,191 @@ def _linear_input_pixels(model: im.IntegerModel, layer: im.Linear) -> int:
 
 def _window_stage(model: im.IntegerModel, layer, mode: Mode):
     """Geometry, channels, unrolled copies and line buffers of a pooling window stage."""
-    geo, c, wp = _window_geometry(model, layer, layer.kernel, layer.padding)
-    buffers = _window_buffers(c, model.grid(layer.input).bits, layer.kernel, wp, mode)
+    window = layer.geometry(model).plane()
+    geo, c, wp = _window_geometry(model, layer, window)
+    buffers = _window_buffers(c, model.grid(layer.input).bits, window, wp, mode)
     return geo, c, (geo["out_pixels"] if mode.unrolled else 1), buffers
 
 
 def _pool_cost(model: im.IntegerModel, layer, cfg: EstimateConfig, mode: Mode, geo: dict, c: int, per_channel,
-               depth: int, copies: int, buffers: tuple) -> LayerCost:
-    """A pooling stage from its per-channel (lut, dsp, ff) arrays."""
+               delays: list, copies: int, buffers: tuple) -> LayerCost:
+    """A pooling stage from its per-channel (lut, dsp, ff) arrays and the cycles of its module."""
     cost = LayerCost(layer.name, type(layer).__name__, reuse=cfg.reuse(layer.name), **geo)
     lut, dsp, ff = per_channel
-    cost.depth = depth
+    cost.depth, cost.delays_ns = len(delays), tuple(delays)
+    cost.out_bits, cost.out_elements = model.grid(layer.name).bits, c * geo["out_pixels"]
     cost.lut, cost.dsp, cost.ff = int(lut.sum()), int(dsp.sum()), int(ff.sum())
     cost.out_share = {"lut": lut, "dsp": dsp, "ff": ff, "bram": _zeros(c)}
     _scale(cost, copies)
+    if mode.arch == "parallel" and not mode.unrolled and geo["stage"] == "window":
+        window = int(np.prod(layer.kernel))
+        buffers = (buffers[0] + _gather_muxes(window * c, geo["out_pixels"]), buffers[1], buffers[2])
     _add_buffers(cost, *buffers, c)
     _add_output_registers(cost, tensor_registers(model, layer.name, mode), c)
     return cost
 
 
-def _averaging(model: im.IntegerModel, layer, cfg: EstimateConfig, c: int, terms: int):
-    """Per-channel (lut, dsp, ff) and depth of ``terms`` P-bit adders plus the requantizer."""
-    p = im.accumulator_analysis(model, layer).bits
-    rq_lut, dsp, rq_ff, rq_depth = _requant_units(layer.requant.multiplier, np.ones(c, bool), p,
-                                                  model.grid(layer.name).bits, cfg)
-    return (rq_lut + terms * p, dsp, rq_ff + terms * p), int(arith.adder_tree_depth(terms + 1)) + rq_depth
-
-
 def maxpool_cost(model: im.IntegerModel, layer: im.MaxPool, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """``max_window`` per channel (:func:`.requant_stage.max_window`): a chain of compare-selects,
+    registered where it does not fit a cycle."""
     geo, c, copies, buffers = _window_stage(model, layer, mode)
-    window = layer.kernel[0] * layer.kernel[1]
-    per_channel = (np.full(c, (window - 1) * 2.0 * model.grid(layer.input).bits), _zeros(c), _zeros(c))
-    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, int(arith.adder_tree_depth(window)) + 1,
-                      copies, buffers)
+    part, budget, _ = _target(cfg)
+    bits = model.grid(layer.input).bits
+    lut, ops = max_window(int(np.prod(layer.kernel)), bits, part)
+    cycles = prim.chain_ops(0.0, ops, budget)
+    per_channel = (np.full(c, float(lut)), _zeros(c), np.full(c, float((len(cycles) - 1) * bits)))
+    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, cycles, copies, buffers)
 
 
 def avgpool_cost(model: im.IntegerModel, layer: im.AvgPool, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """``avg_window``: the all-ones depthwise convolution it is (``WindowAverage.convolution``), so
+    the MAC rule with shifts for products (``x * 1``) and the shared requantizer."""
     geo, c, copies, buffers = _window_stage(model, layer, mode)
-    per_channel, depth = _averaging(model, layer, cfg, c, layer.kernel[0] * layer.kernel[1])
-    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, depth, copies, buffers)
+    tap, tap_channel, _ = _window_taps(model, layer)
+    if not layer.divides_by_count(model):
+        return _mac_cost(model, layer, cfg, mode, geo, tap, tap_channel, c, buffers, copies)
+    # a counted avg_window: M and n read per pixel from a table of K pairs; costed as the entry with the
+    # most signed digits in every channel's requantizer, plus the table read (a K:1 multiplexer of the
+    # 16 + 6 bits of (M, n)) and the count logic (two comparators and a subtraction per axis)
+    taps = int(np.prod(layer.kernel))
+    rules = [layer.count_rule(k) for k in range(1, taps + 1)]
+    worst = max(rules, key=lambda r: (int(arith.naf_weight(np.array([r[0]]))[0]), r[0]))
+    rq = layer.requant
+    costed = im.Requant(np.full(c, worst[0]), np.full(c, min(n for _, n in rules)), rq.out, rq.relu, rq.clamp)
+    count_logic = prim.mux_lut(taps) * (MULTIPLIER_BITS + MAX_SHIFT.bit_length()) + 6 * prim.add_lut(8)
+    buffers = (buffers[0] + count_logic, buffers[1], buffers[2])
+    return _mac_cost(model, layer, cfg, mode, geo, tap, tap_channel, c, buffers, copies, costed)
 
 
 def global_avgpool_cost(model: im.IntegerModel, layer: im.GlobalAvgPool, cfg: EstimateConfig,
                         mode: Mode) -> LayerCost:
-    c, h, w = model.shape(layer.input)
+    """``global_avgpool_array`` unrolls the pixel sum (the MAC rule over ``H * W`` ones);
+    ``global_avgpool_stream`` adds one pixel per iteration into a ``P``-bit accumulator per
+    channel, then requantizes once."""
+    c, h, w = im.plane_shape(model.shape(layer.input))
     geo = dict(stage="reduce", iterations=h * w, out_pixels=1)
-    terms = h * w if mode.arch == "parallel" else 1  # the array kernel unrolls the pixel sum
-    per_channel, depth = _averaging(model, layer, cfg, c, terms)
-    return _pool_cost(model, layer, cfg, mode, geo, c, per_channel, depth, 1, (0, 0, 0))
+    if mode.arch == "parallel":
+        tap, tap_channel, _ = _window_taps(model, layer)
+        return _mac_cost(model, layer, cfg, mode, geo, tap, tap_channel, c, (0, 0, 0), 1)
+    part, budget, thresholds = _target(cfg)
+    p = im.accumulator_analysis(model, layer).bits
+    rq = layer.requant
+    stage = requant_stage(rq.multiplier, rq.shift, p, model.grid(layer.name).bits, rq.out.zero_point, part, thresholds)
+    lut = prim.add_lut(p) + np.broadcast_to(np.asarray(stage.lut, dtype=np.float64), (c,))
+    dsp = np.broadcast_to(np.asarray(stage.dsp, dtype=np.float64), (c,))
+    cycles = prim.chain_ops(prim.add_delay(p, part), stage.delays, budget)
+    return _pool_cost(model, layer, cfg, mode, geo, c, (lut, dsp, np.full(c, float(p + stage.width))), cycles, 1,
+                      (0, 0, 0))
+
+
+def _term_products(multipliers, bits, cfg: EstimateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per multiplier, (LUT, DSP) of the constant product ``(x - z) * M`` on ``bits``-bit operands
+    (Add, Concat): a shift when ``M`` is a power of two, else shift-and-add over its NAF digits in
+    fabric or DSP tiles, by the product rule of :mod:`.arith`."""
+    m = np.asarray(multipliers, dtype=np.int64)
+    shift = arith.is_power_of_two(m)
+    bits_m = arith.bit_length(m)
+    lut_rule = arith.goes_to_lut(bits, bits_m, cfg.lut_mult_max_bits, cfg.lut_mult_narrow_bits)
+    lut = np.where(~shift & lut_rule, (arith.naf_weight(m) - 1) * (bits + bits_m), 0)
+    dsp = np.where(~shift & ~lut_rule, arith.dsp_tiles(bits, bits_m + 1, cfg.dsp_ports), 0)
+    return lut.astype(np.float64), dsp.astype(np.float64)
 
 
 def add_cost(model: im.IntegerModel, layer: im.Add, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """``add_one`` per element (:func:`.requant_stage.add_element`): the zero-point subtractions, the
+    constant products by ``M_i`` on ``sum_bits``, their sum and the shared rounding and clamp,
+    chained into cycles; its result registered where a cycle ends. A pixel stage; ``add_array``
+    unrolls every element."""
+    reuse = cfg.reuse(layer.name)
+    part, budget, thresholds = _target(cfg)
+    shape = model.shape(layer.name)
+    c, pixels = shape[0], positions(shape)
+    s = layer.sum_bits(model)  # as the generator sets it
+    b_y = model.grid(layer.name).bits
+    zeros = [model.grid(src).zero_point for src in layer.inputs]
+    lut, dsp, _, ops = add_element(s, zeros, layer.multipliers, layer.shift, b_y, layer.out.zero_point, part,
+                                   thresholds)
+    cycles = prim.chain_ops(0.0, ops, budget)
+    per_ff = float((len(cycles) - 1) * s)
+    cost = LayerCost(layer.name, "Add", reuse=reuse, stage="pixel", iterations=pixels, out_pixels=pixels)
+    cost.depth, cost.delays_ns = len(cycles), tuple(cycles)
+    cost.out_bits, cost.out_elements = b_y, c * pixels
+    cost.out_share = {"lut": np.full(c, lut), "dsp": np.full(c, dsp), "ff": np.full(c, per_ff), "bram": _zeros(c)}
+    cost.lut, cost.dsp, cost.ff = int(lut * c), int(dsp * c), int(per_ff * c)
+    _scale(cost, pixels if mode.arch == "parallel" else 1)  # add_array unrolls every element
+    _add_output_registers(cost, tensor_registers(model, layer.name, mode), c)
+    return cost
+
+
+def lookup_cost(model: im.IntegerModel, layer: im.Lookup, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """A pixel stage (``lookup_stream`` / ``lookup_array``): per value one lookup of the partitioned
+    table, a ROM of ``n_table x b_y`` bits built as LUT logic (:func:`.arith.rom_logic_cost`); no DSP,
+    no register of its own, one cycle (uncalibrated: no report has a Lookup). The array kernel
+    unrolls every element."""
     reuse = cfg.reuse(layer.name)
     shape = model.shape(layer.name)
-    c = shape[0]
-    pixels = positions(shape)
-    s = layer.sum_bits(model)  # as the generator sets it
-    m = np.array(layer.multipliers, dtype=np.int64)
-    shift = arith.is_power_of_two(m)
-    bits_m = arith.bit_length(m)
-    lut_rule = arith.goes_to_lut(s, bits_m, cfg.lut_mult_max_bits, cfg.lut_mult_narrow_bits)
-    prod_lut = float(np.where(~shift & lut_rule, (arith.naf_weight(m) - 1) * (s + bits_m), 0).sum())
-    prod_dsp = float(np.where(~shift & ~lut_rule, arith.dsp_tiles(s, bits_m + 1, cfg.dsp_ports), 0).sum())
-    zero_subs = sum(s for src in layer.inputs if model.grid(src).zero_point != 0)
-    per_lut = prod_lut + zero_subs + 4 * s  # products, zero-point subtractions, sum + round + 2 compares
-    per_ff = float(2 * s + model.grid(layer.name).bits)
-    cost = LayerCost(layer.name, "Add", reuse=reuse, stage="pixel", iterations=pixels, out_pixels=pixels)
-    cost.depth = (arith.DSP_PIPELINE if prod_dsp else arith.FABRIC_PIPELINE) + 3
-    cost.out_share = {"lut": np.full(c, per_lut), "dsp": np.full(c, prod_dsp), "ff": np.full(c, per_ff),
-                      "bram": _zeros(c)}
-    cost.lut, cost.dsp, cost.ff = int(per_lut * c), int(prod_dsp * c), int(per_ff * c)
-    _scale(cost, pixels if mode.arch == "parallel" else 1)  # add_array unrolls every element
+    c, pixels = shape[0], positions(shape)
+    b_y = model.grid(layer.name).bits
+    per_lut = float(arith.rom_logic_cost(layer.table.size, b_y))
+    cost = LayerCost(layer.name, "Lookup", reuse=reuse, stage="pixel", iterations=pixels, out_pixels=pixels)
+    cost.depth = arith.FABRIC_PIPELINE
+    cost.out_bits, cost.out_elements = b_y, c * pixels
+    cost.out_share = {"lut": np.full(c, per_lut), "dsp": _zeros(c), "ff": _zeros(c), "bram": _zeros(c)}
+    cost.lut = int(per_lut * c)
+    _scale(cost, pixels if mode.arch == "parallel" else 1)
+    _add_output_registers(cost, tensor_registers(model, layer.name, mode), c)
+    return cost
+
+
+def concat_cost(model: im.IntegerModel, layer: im.Concat, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """A pixel stage (``concat_stream`` / ``concat_array``). Per output channel: from a copied input,
+    its ``b_y``-bit output register; from a requantized input ``i``, the constant product
+    ``(x - z_i) * M_i`` (:func:`_term_products`, on the width of ``x - z_i``), the zero-point subtraction
+    (none when ``z_i = 0``), the rounding adder and two clamp comparators (``3 * term_bits_i``
+    LUTs), ``term_bits_i + b_y`` FFs. The array kernel unrolls every element. A Concat of ``k > 2``
+    inputs is generated as a chain of two-input kernels (``plan.binary_concats``) and costed as this
+    one stage: each input is requantized once either way; the chain's extra registers are left out."""
+    shape = model.shape(layer.name)
+    c, pixels, b_y = shape[0], positions(shape), model.grid(layer.name).bits
+    bits = np.array(layer.term_bits(model), dtype=np.int64)
+    copied = np.array(layer.copies(model))
+    grids = [model.grid(src) for src in layer.sources]
+    operand = np.array([signed_width(g.lo - g.zero_point, g.hi - g.zero_point) for g in grids])  # x - z_i
+    prod_lut, prod_dsp = _term_products(layer.multipliers, operand, cfg)
+    zero_sub = np.array([g.zero_point != 0 for g in grids]) * bits
+    channels = [model.shape(src)[0] for src in layer.sources]
+    lut = np.repeat(np.where(copied, 0, prod_lut + zero_sub + 3 * bits), channels).astype(np.float64)
+    dsp = np.repeat(np.where(copied, 0, prod_dsp), channels).astype(np.float64)
+    ff = np.repeat(np.where(copied, b_y, bits + b_y), channels).astype(np.float64)
+    cost = LayerCost(layer.name, "Concat", reuse=cfg.reuse(layer.name), stage="pixel", iterations=pixels,
+                     out_pixels=pixels)
+    cost.depth = (arith.DSP_PIPELINE if dsp.any() else arith.FABRIC_PIPELINE) + 1
+    cost.out_share = {"lut": lut, "dsp": dsp, "ff": ff, "bram": _zeros(c)}
+    cost.lut, cost.dsp, cost.ff = int(lut.sum()), int(dsp.sum()), int(ff.sum())
+    _scale(cost, pixels if mode.arch == "parallel" else 1)  # concat_array unrolls every element
+    _add_output_registers(cost, tensor_registers(model, layer.name, mode), c)
+    return cost
+
+
+def upsample_cost(model: im.IntegerModel, layer: im.Upsample, cfg: EstimateConfig, mode: Mode) -> LayerCost:
+    """``upsample_stream`` loops over the output pixels at ``II = R``, reading a new input pixel at
+    the first repetition of each: a window-like stage (first output one cycle after the first input;
+    ``(f_h - 1) * W * f_w + f_w - 1`` iterations after the last read), with a row buffer of ``W``
+    pixels (``C * b`` bits each, :func:`.arith.memory_cost`) and a ``C * b``-bit output register.
+    The array kernel is wiring (a new frame's copy, one output pixel per ``R`` cycles when pipelined)."""
+    c, h, w = model.shape(layer.input)
+    fh, fw = layer.factor
+    _, ho, wo = model.shape(layer.name)
+    bits = model.grid(layer.name).bits
+    cost = LayerCost(layer.name, "Upsample", reuse=cfg.reuse(layer.name), stage="window", iterations=ho * wo,
+                     fill=1, tail=(fh - 1) * w * fw + fw - 1, out_pixels=ho * wo, depth=1)
+    lut, bram, ff = 0, 0, 0
+    if mode.arch == "dataflow":
+        lut, bram = arith.memory_cost(w, c * bits)
+        ff = c * bits
+    cost.lut, cost.bram, cost.ff = lut, bram, ff
+    cost.out_share = {"lut": np.full(c, lut / c), "dsp": _zeros(c), "ff": np.full(c, ff / c),
+                      "bram": np.full(c, bram / c)}
     _add_output_registers(cost, tensor_registers(model, layer.name, mode), c)
     return cost
 
@@ -395,7 +507,10 @@ COSTS = {
     im.AvgPool: avgpool_cost,
     im.GlobalAvgPool: global_avgpool_cost,
     im.Add: add_cost,
+    im.Concat: concat_cost,
+    im.Upsample: upsample_cost,
     im.Flatten: free_view_cost,
+    im.Lookup: lookup_cost,
 }
 
 

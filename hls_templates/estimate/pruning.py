@@ -14,10 +14,10 @@
 The area costs are first-order: shared multipliers at reuse ``R > 1`` and line-buffer
 memories are charged as continuous shares (``1/R`` of a lane, ``1/C`` of a buffer), so
 removing many channels saves about the sum of their costs, not exactly. Latency is exact
-within the model: the candidate's adder-tree depths (its own layer's and its consumers')
-are recomputed and the whole schedule re-run, vectorised over the layer's channels. In a
-fully unrolled design latency depends on channel counts only through the adder-tree depth
-(``log2``), so most channels cost 0 cycles; area is where channels pay.
+within the model: the candidate's adder trees (its own layer's and its consumers') are
+re-timed and the whole schedule re-run once per distinct outcome. In a fully unrolled design
+latency depends on channel counts only through the adder trees' levels (``log2``), so most
+channels cost 0 cycles; area is where channels pay.
 
 Coupled channels (the two inputs of a residual Add, a depthwise Conv's channels) must be
 removed together; add the costs of the coupled group (the dependency graph is the pruner's).
@@ -32,10 +32,13 @@ removed together; add the costs of the coupled group (the dependency graph is th
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 
 from exporters import integer_model as im
-from hls_templates.estimate import arith
+from hls_templates.estimate import primitives as prim
 from hls_templates.estimate.core import Costed, cost_model, estimate
 from hls_templates.estimate.schedule import total_latency
 
@@ -56,11 +59,26 @@ def hardware_cost(model, config=None, metric: str = "latency") -> float:
 
 
 def _consumers(layers: list[im.Layer]) -> dict[str, list[im.Layer]]:
+    """Each tensor's readers, once each (a layer reading a tensor twice, Add(x, x) or Concat(x, x),
+    is one consumer: :func:`_labels` joins its positions)."""
     out: dict[str, list[im.Layer]] = {layer.name: [] for layer in layers}
     for layer in layers:
-        for src in layer.inputs:
+        for src in dict.fromkeys(layer.inputs):
             out[src].append(layer)
     return out
+
+
+def _labels(model, consumer: im.Layer, tensor: str, group: np.ndarray) -> np.ndarray:
+    """Which tracked channel each output element of ``consumer`` carries, for every input position
+    reading ``tensor`` (``channel_labels``; positions agree where both track, else one is UNTRACKED)."""
+    labels = [consumer.channel_labels(model, group, pos) for pos, src in enumerate(consumer.inputs) if src == tensor]
+    return functools.reduce(np.maximum, labels)
+
+
+def _per_channel(labels: np.ndarray, weights, n: int) -> np.ndarray:
+    """``weights`` summed per tracked channel label (UNTRACKED entries belong to none)."""
+    tracked = labels != im.UNTRACKED
+    return np.bincount(labels[tracked], weights=np.asarray(weights)[tracked], minlength=n)
 
 
 def channel_costs(model, config=None, metric: str = "lut") -> dict[str, np.ndarray]:
@@ -93,17 +111,17 @@ def channel_cost(model, layer_name: str, config=None, metric: str = "lut") -> np
 
 def _downstream(model, costs, consumers, tensor: str, group: np.ndarray, metric: str) -> np.ndarray:
     """Cost, per original channel, of everything reading ``tensor`` whose element ``i`` belongs to
-    original channel ``group[i]``; follows the channels through every layer (``channel_labels``:
-    pools, Add, Flatten), stops at MAC layers."""
+    original channel ``group[i]`` (UNTRACKED: none); follows the channels through every layer
+    (``channel_labels``: pools, Add, Concat, Upsample, Flatten), stops at MAC layers."""
     n = int(group.max()) + 1 if group.size else 0
     total = np.zeros(n)
     for consumer in consumers[tensor]:
         c = costs[consumer.name]
         if isinstance(consumer, im.MacLayer):
-            total += np.bincount(group, weights=c.in_share[metric], minlength=n)
+            total += _per_channel(group, c.in_share[metric], n)
             continue
-        labels = consumer.channel_labels(model, group, consumer.inputs.index(tensor))
-        total += np.bincount(labels, weights=c.out_share[metric], minlength=n)
+        labels = _labels(model, consumer, tensor, group)
+        total += _per_channel(labels, c.out_share[metric], n)
         total += _downstream(model, costs, consumers, consumer.name, labels, metric)
     return total
 
@@ -115,26 +133,36 @@ def _mac_consumers(model, consumers, tensor: str, group: np.ndarray):
         if isinstance(consumer, im.MacLayer):
             found.append((consumer, group))
         else:
-            labels = consumer.channel_labels(model, group, consumer.inputs.index(tensor))
-            found += _mac_consumers(model, consumers, consumer.name, labels)
+            found += _mac_consumers(model, consumers, consumer.name, _labels(model, consumer, tensor, group))
     return found
 
 
 def _latency_costs(c: Costed, consumers, layer: im.MacLayer) -> np.ndarray:
-    """Exact (within the model) latency fall per removed output channel, all channels at once."""
+    """Exact (within the model) latency fall per removed output channel: the layer's module
+    re-timed without that output's tree, every MAC consumer's re-timed without the terms that
+    read it (:func:`.primitives.tree_timing` on the remaining term counts, all channels at once),
+    and the whole schedule re-run once per distinct outcome."""
     model, costs = c.model, c.costs
     n = layer.out_channels
-    fixed, nz_row, _ = costs[layer.name].depth_parts
-    # own layer: the deepest adder tree among the other rows
-    terms = np.broadcast_to(nz_row + 1, (n, n)).copy()
-    np.fill_diagonal(terms, 0)
-    depths = {layer.name: fixed + arith.adder_tree_depth(terms.max(axis=1))}
+    own = costs[layer.name].module.trees
+    variants = {layer.name: [tuple(own.without_output(o)) for o in range(n)]}
     for consumer, group in _mac_consumers(model, consumers, layer.name, np.arange(n)):
-        c_fixed, c_rows, col_terms = costs[consumer.name].depth_parts
-        onehot = np.zeros((group.size, n), dtype=np.int64)
-        onehot[np.arange(group.size), group] = 1
-        removed = col_terms @ onehot  # (rows, n): taps of each row reading channel c
-        new_terms = (c_rows[:, None] - removed + 1).max(axis=0)
-        depths[consumer.name] = c_fixed + arith.adder_tree_depth(new_terms)
-    base = total_latency(c.layers, costs, c.mode)
-    return (base - np.asarray(total_latency(c.layers, costs, c.mode, depths))).astype(np.float64)
+        trees = costs[consumer.name].module.trees
+        label = group[trees.entry_channel]
+        tracked = label != im.UNTRACKED
+        removed = np.zeros((n,) + trees.counts.shape)
+        np.add.at(removed, (label[tracked], trees.entry_out[tracked], trees.entry_group[tracked]), 1)
+        cycles = trees.cycles(trees.counts - removed, trees.weights - removed.sum(axis=-1))
+        variants[consumer.name] = [tuple(cy) for cy in cycles]
+    budget = prim.cycle_budget(c.cfg.clock_ns)
+    base = total_latency(c.layers, costs, c.mode, budget)
+    outcome: dict[tuple, float] = {}
+    fall = np.zeros(n)
+    for o in range(n):
+        key = tuple(v[o] for v in variants.values())
+        if key not in outcome:
+            changed = {name: dataclasses.replace(costs[name], depth=len(v[o]), delays_ns=v[o])
+                       for name, v in variants.items()}
+            outcome[key] = base - total_latency(c.layers, {**costs, **changed}, c.mode, budget)
+        fall[o] = outcome[key]
+    return fall

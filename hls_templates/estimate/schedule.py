@@ -5,14 +5,15 @@ Each layer's output stream is summarised by the cycles of its first and last ele
 ``(first, last)``; the input port delivers one pixel per cycle, ``(0, pixels - 1)``. A tensor
 read by ``k`` layers passes clones (``clone_stream``, one read and one write): reader ``i``
 sees its input 2 cycles later per clone on its path. A stage with reuse ``R`` and depth ``d``,
-reading a stream ``(f, l)`` of ``n`` pixels (for two inputs, the later of each):
+reading a stream ``(f, l)`` of ``n`` pixels (for several inputs, the latest of each):
 
-* window (Conv, MaxPool, AvgPool: ``it = Hp * Wp`` iterations at ``II = R``):
+* window (Conv, MaxPool, AvgPool: ``it = Hp * Wp`` iterations at ``II = R``; Upsample: one
+  iteration per output pixel, ``fill = 1``, ``tail`` the repetitions after the last read):
   ``first = max(f + (fill - 1) * R, arrival(q)) + d`` where ``arrival(q) = f + q * (l - f) //
   (n - 1)`` is when the pixel the first window needs arrives (input spread evenly);
   ``last = max(f + (it - 1) * R, l + tail * R) + d`` — it cannot finish before its own loop
   nor before ``tail`` padding iterations after its last input;
-* pixel (Add): ``first = f + d``, ``last = max(f + (n - 1) * R, l) + d``;
+* pixel (Add, Concat): ``first = f + d``, ``last = max(f + (n - 1) * R, l) + d``;
 * reduce (GlobalAvgPool): ``first = last = max(f + (n - 1) * R, l) + d``;
 * linear (reads ``n`` pixels at ``II = 1``, then one MAC at ``II = R``):
   ``first = last = max(f + n - 1, l) + R + d - 1``;
@@ -21,21 +22,25 @@ reading a stream ``(f, l)`` of ``n`` pixels (for two inputs, the later of each):
 Latency = ``last`` of the output layer + 1 cycles; the frame interval is the slowest stage's
 ``ii`` (``it * R``; the linear stage's ``n + R + d - 1``).
 
-**Parallel**, one PIPELINE (every ``R = 1``): every loop unrolled; latency = the deepest path
-of layer depths, ``t = max(t_inputs) + d``; a new frame every cycle. **Parallel** with some
-``R > 1``: a DATAFLOW of per-layer pipelines over arrays (a process starts when its input
-array is complete): latency = the sum of the layers' ``trips * R + d - 1``; frame interval =
-the largest of them.
+**Parallel**, one PIPELINE (every ``R = 1``): every loop unrolled; each layer's module is chained
+after its inputs as hls4ml's top chains its layers (:func:`pipeline_chain`: a module shares its
+input's last cycle when both delays fit the cycle budget), latency = the chain's cycles - 1; a
+new frame every cycle. **Parallel** with some ``R > 1``: a DATAFLOW of per-layer pipelines over
+arrays (a process starts when its input array is complete): latency = the sum of the layers'
+``trips * R + d - 1``; frame interval = the largest of them.
 
-Everything is elementwise numpy, so one call schedules many variants at once (the channel-cost
-rule passes arrays of depths, one entry per candidate channel).
+``d`` is a layer's module depth in cycles (its module's cycles, ``stages + 1``, :mod:`.mac`).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
 from exporters import integer_model as im
+from hls_templates.estimate import primitives as prim
 from hls_templates.estimate.layers import LayerCost, Mode
 
 CLONE_DELAY = 2  # clone_stream: one read, one write
@@ -60,9 +65,8 @@ def clone_delays(layers: list[im.Layer]) -> dict[tuple[str, int], int]:
     return delays
 
 
-def dataflow_times(layers: list[im.Layer], costs: dict[str, LayerCost], depths: dict | None = None) -> dict:
-    """``name -> (first, last)`` output cycles of every layer (numpy broadcasting over ``depths``)."""
-    depths = depths or {}
+def dataflow_times(layers: list[im.Layer], costs: dict[str, LayerCost]) -> dict:
+    """``name -> (first, last)`` output cycles of every layer."""
     delays = clone_delays(layers)
     times: dict[str, tuple] = {}
     for layer in layers:
@@ -74,9 +78,9 @@ def dataflow_times(layers: list[im.Layer], costs: dict[str, LayerCost], depths: 
             times[layer.name] = times[layer.input]
             continue
         ins = [tuple(t + delays.get((layer.name, i), 0) for t in times[s]) for i, s in enumerate(layer.inputs)]
-        f = ins[0][0] if len(ins) == 1 else np.maximum(ins[0][0], ins[1][0])
-        last_in = ins[0][1] if len(ins) == 1 else np.maximum(ins[0][1], ins[1][1])
-        d, r = depths.get(layer.name, c.depth), c.reuse
+        f = functools.reduce(np.maximum, (t[0] for t in ins))  # the latest of the inputs (Add, Concat)
+        last_in = functools.reduce(np.maximum, (t[1] for t in ins))
+        d, r = c.depth, c.reuse
         n = costs[layer.inputs[0]].out_pixels
         if c.stage == "window":
             arrival = f + (c.first_input * (last_in - f)) // max(n - 1, 1)
@@ -95,22 +99,41 @@ def dataflow_times(layers: list[im.Layer], costs: dict[str, LayerCost], depths: 
     return times
 
 
-def total_latency(layers: list[im.Layer], costs: dict[str, LayerCost], mode: Mode, depths: dict | None = None):
-    """Cycles from the first input to the last output (an array when ``depths`` holds arrays)."""
-    depths = depths or {}
-    if mode.arch == "dataflow":
-        return dataflow_times(layers, costs, depths)[layers[-1].name][1] + 1
-    if mode.unrolled:
-        t: dict[str, object] = {}
-        for layer in layers:
-            c = costs[layer.name]
-            start = 0
-            for src in layer.inputs:
-                start = np.maximum(start, t[src])
-            t[layer.name] = start + (0 if c.stage in ("free", "input") else depths.get(layer.name, c.depth))
-        return t[layers[-1].name]
-    total = 0
+@dataclass(frozen=True)
+class PipelineChain:
+    """The parallel top at reuse 1 as chained modules: ``names[i]`` the layer of block ``i``,
+    ``producers[i]`` the layers whose outputs it reads (the input port is none), ``chain`` their
+    composition (:func:`.primitives.chain_graph`)."""
+
+    names: tuple[str, ...]
+    producers: tuple[tuple[str, ...], ...]
+    chain: prim.Chain
+
+
+def pipeline_chain(layers: list[im.Layer], costs: dict[str, LayerCost], budget: float) -> PipelineChain:
+    """One PIPELINE top (every reuse 1): each computing layer's module (its ``cycle_delays``) starts
+    when its last input is ready and shares that input's last cycle when the two fit the budget,
+    as hls4ml's top does with its layers (docs/hls.md, "Latency"). Free views alias their input."""
+    producer: dict[str, str | None] = {}
+    names, producers, blocks, inputs = [], [], [], []
     for layer in layers:
         c = costs[layer.name]
-        total = total + c.latency(mode) + (depths[layer.name] - c.depth if layer.name in depths else 0)
-    return total
+        if c.stage in ("input", "free"):
+            producer[layer.name] = producer.get(layer.input) if c.stage == "free" else None
+            continue
+        reads = tuple(dict.fromkeys(p for p in (producer[s] for s in layer.inputs) if p is not None))
+        names.append(layer.name)
+        producers.append(reads)
+        blocks.append(c.cycle_delays(budget))
+        inputs.append([names.index(p) for p in reads])
+        producer[layer.name] = layer.name
+    return PipelineChain(tuple(names), tuple(producers), prim.chain_graph(blocks, inputs, budget))
+
+
+def total_latency(layers: list[im.Layer], costs: dict[str, LayerCost], mode: Mode, budget: float):
+    """Cycles from the first input to the last output."""
+    if mode.arch == "dataflow":
+        return dataflow_times(layers, costs)[layers[-1].name][1] + 1
+    if mode.unrolled:
+        return max(pipeline_chain(layers, costs, budget).chain.states - 1, 0)
+    return sum(costs[layer.name].latency(mode) for layer in layers)

@@ -2,8 +2,9 @@
 //
 //     y = clamp(z + ((acc * M + 2^(n-1)) >> n), lo, hi)      >> arithmetic (floor); n = 0: no rounding term
 //
-// acc is ap_int<P>, M ap_uint<16>, so acc * M fits ap_int<P + 16> exactly; adding the
-// rounding term needs one more bit. A fused ReLU is lo = z (set by the config).
+// acc is ap_int<P>, M ap_uint<16>, so acc * M fits ap_int<P + 16> exactly. A fused ReLU is
+// lo = z (set by the config). shift_round_clamp computes the rule on the bits that matter
+// (docs/hls.md, "Requantization"), so no adder is wider than the output plus one bit.
 #ifndef FOLDLINE_REQUANT_H_
 #define FOLDLINE_REQUANT_H_
 
@@ -34,14 +35,43 @@ res_T clamp_to_grid(ap_int<W> r) {
     return res_T(r + CONFIG_T::out_zero);
 }
 
-// The shared requantizer of every accumulating layer (Conv, Linear, AvgPool, GlobalAvgPool).
+// clamp(z + ((v + 2^(n-1)) >> n), lo, hi) for every n >= SHIFT_MIN (a bound known at compile time),
+// on narrow words. With q = v >> (n - 1), floor((v + 2^(n-1)) / 2^n) = floor((q + 1) / 2) = r, and
+//     r < lo - z  <=>  q < 2 (lo - z) - 1,        r > hi - z  <=>  q > 2 (hi - z),
+// so the clamp compares q with constants; in range, r + z = (q + 1 + 2 z) >> 1 lies in the output
+// grid, whose B bits are the low B bits of that sum: a (B + 1)-bit adder, not a W-bit one.
+// |q| < 2^(W - n), so q fits ap_int<W - max(SHIFT_MIN, 1) + 1>; n >= W gives r = 0, y = z.
+template <class CONFIG_T, class res_T, int W, int SHIFT_MIN>
+res_T shift_round_clamp(ap_int<W> v, shift_t n) {
+    #pragma HLS INLINE
+    static constexpr int B = res_T::width;
+    static constexpr int Q = W - (SHIFT_MIN > 1 ? SHIFT_MIN : 1) + 1;
+    static constexpr int LO = CONFIG_T::out_lo - CONFIG_T::out_zero, HI = CONFIG_T::out_hi - CONFIG_T::out_zero;
+    static_assert(CONFIG_T::out_lo <= CONFIG_T::out_zero && CONFIG_T::out_zero <= CONFIG_T::out_hi,
+                  "the output zero point must lie in [out_lo, out_hi]");
+    static_assert(SHIFT_MIN >= 0, "a shift is never negative");
+    if (n == 0) {  // no rounding term (only when SHIFT_MIN is 0)
+        if (v < LO) return res_T(CONFIG_T::out_lo);
+        if (v > HI) return res_T(CONFIG_T::out_hi);
+        return res_T(ap_uint<B>(ap_uint<B>(v) + ap_uint<B>(CONFIG_T::out_zero)));
+    }
+    if (n >= W) return res_T(CONFIG_T::out_zero);
+    ap_int<Q> q = v >> (n - 1);
+    if (q < 2 * LO - 1) return res_T(CONFIG_T::out_lo);
+    if (q > 2 * HI) return res_T(CONFIG_T::out_hi);
+    ap_uint<B + 1> t = ap_uint<B + 1>(q) + ap_uint<B + 1>(1 + 2 * CONFIG_T::out_zero);
+    return res_T(ap_uint<B>(t >> 1));
+}
+
+// The shared requantizer of every accumulating layer (Conv, Linear, AvgPool, GlobalAvgPool);
+// CONFIG_T::shift_min is the smallest shift n of the layer's channels.
 template <class CONFIG_T, class res_T>
 res_T requantize(typename CONFIG_T::accum_t acc, multiplier_t m, shift_t n) {
     #pragma HLS INLINE
     static constexpr int P = CONFIG_T::accum_bits;
     static_assert(CONFIG_T::accum_t::width == P, "accum_t must be ap_int<accum_bits>");
     ap_int<P + 16> product = acc * m;
-    return clamp_to_grid<CONFIG_T, res_T, P + 16>(round_shift<P + 16>(product, n));
+    return shift_round_clamp<CONFIG_T, res_T, P + 16, CONFIG_T::shift_min>(product, n);
 }
 
 }  // namespace foldline

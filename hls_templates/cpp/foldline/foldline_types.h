@@ -80,20 +80,24 @@ struct nonzero {
     typename table_element<weight_T>::type weight;
 };
 
-// Geometry of a sliding window over a padded (C, H, W) map, derived from a layer config with
-// in_height, in_width, n_chan, filt_height, filt_width, stride_height, stride_width, pad_top,
-// pad_left, out_height, out_width. Padding is symmetric (pad_bottom = pad_top).
+// Geometry of a sliding window over a padded (C, H, W) map (a 1-D map is one row, H = 1), derived
+// from a layer config with in_height, in_width, n_chan, filt_height, filt_width, stride_height,
+// stride_width, dil_height, dil_width, pad_top, pad_left, pad_bottom, pad_right, out_height,
+// out_width. pad_bottom / pad_right are pad_top / pad_left plus ceil mode's end padding; the taps of
+// a window are dil_height (dil_width) apart, so a window spans dil * (filt - 1) + 1 rows (columns).
 template <class CONFIG_T>
 struct window_geometry {
-    static constexpr unsigned padded_height = CONFIG_T::in_height + 2 * CONFIG_T::pad_top;
-    static constexpr unsigned padded_width = CONFIG_T::in_width + 2 * CONFIG_T::pad_left;
-    static constexpr unsigned line_rows = CONFIG_T::filt_height > 1 ? CONFIG_T::filt_height - 1 : 1;
+    static constexpr unsigned span_height = CONFIG_T::dil_height * (CONFIG_T::filt_height - 1) + 1;
+    static constexpr unsigned span_width = CONFIG_T::dil_width * (CONFIG_T::filt_width - 1) + 1;
+    static constexpr unsigned padded_height = CONFIG_T::in_height + CONFIG_T::pad_top + CONFIG_T::pad_bottom;
+    static constexpr unsigned padded_width = CONFIG_T::in_width + CONFIG_T::pad_left + CONFIG_T::pad_right;
+    static constexpr unsigned line_rows = span_height > 1 ? span_height - 1 : 1;
     static constexpr unsigned n_window = CONFIG_T::filt_height * CONFIG_T::filt_width;
     static constexpr unsigned n_taps = n_window * CONFIG_T::n_chan;
-    static_assert(CONFIG_T::out_height == (padded_height - CONFIG_T::filt_height) / CONFIG_T::stride_height + 1,
-                  "out_height does not match the padded input, kernel and stride");
-    static_assert(CONFIG_T::out_width == (padded_width - CONFIG_T::filt_width) / CONFIG_T::stride_width + 1,
-                  "out_width does not match the padded input, kernel and stride");
+    static_assert(CONFIG_T::out_height == (padded_height - span_height) / CONFIG_T::stride_height + 1,
+                  "out_height does not match the padded input, kernel, dilation and stride");
+    static_assert(CONFIG_T::out_width == (padded_width - span_width) / CONFIG_T::stride_width + 1,
+                  "out_width does not match the padded input, kernel, dilation and stride");
 };
 
 }  // namespace foldline
