@@ -36,9 +36,19 @@ def test_weight_grid_is_symmetric_narrow_per_channel(rows, bits):
     ints = q.int_repr()
     assert int(ints.abs().max()) <= top
     assert (ints[w == 0] == 0).all()
-    nonzero = w.abs().amax(dim=1) > 0
-    assert (ints[nonzero].abs().amax(dim=1) == top).all()  # every live channel uses its full range
-    assert (q.scale > 0).all()
+    # a live channel (its scale a normal float) uses its full range; one whose largest |w| would
+    # give a subnormal scale counts as all zero (documented in WeightQuant.scale)
+    live = w.abs().amax(dim=1) >= torch.finfo(torch.float32).tiny * top
+    assert (ints[live].abs().amax(dim=1) == top).all()
+    assert (ints[~live] == 0).all()
+    assert (q.scale > 0).all() and torch.isfinite(q.scale).all()
+
+
+def test_a_channel_of_subnormal_weights_quantizes_to_zero_with_a_normal_scale():
+    w = torch.tensor([[0.0, 0.0, 1.401298464324817e-45], [0.5, -0.25, 0.0]])
+    q = WeightQuant(3)(w)
+    assert q.int_repr().tolist() == [[0, 0, 0], [3, -2, 0]]
+    assert (q.scale >= torch.finfo(torch.float32).tiny).all()
 
 
 def test_moving_average_follows_seed_004_algorithm_2():

@@ -33,6 +33,10 @@ before it touches a running statistic, so no grid is ever derived from one.
 
 Gradients use the straight-through estimator: rounding passes the gradient unchanged,
 clamping blocks it outside the grid. Scales and zero points are statistics, not learned.
+Every quantizer's forward is one call of :func:`fake_quantize`, a fused autograd function
+that computes the same floats and the same gradient as the composite formulation
+``clamp(round_ste(x / s), lo, hi) * s`` in fewer passes over the tensor (``docs/toolchain.md``,
+"QAT speed").
 
 >>> q = WeightQuant(bits=4)(torch.tensor([[0.7, -0.35], [0.0, 0.0]]))
 >>> q.int_repr().tolist(), q.scale.tolist()
@@ -46,6 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from exporters.errors import FoldlineError
@@ -60,7 +65,10 @@ class CalibrationError(FoldlineError):
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
-    """Round half to even (``torch.round``) with a straight-through gradient."""
+    """Round half to even (``torch.round``) with a straight-through gradient.
+
+    With :func:`round_half_up_ste`, the composite reference formulation that the fused
+    :func:`fake_quantize` reproduces bitwise (``tests/test_tc_fused_quant.py``)."""
     return x + (torch.round(x) - x).detach()
 
 
@@ -69,8 +77,64 @@ def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.floor(x + 0.5) - x).detach()
 
 
-def _round(x: torch.Tensor, rounding: str) -> torch.Tensor:
-    return round_ste(x) if rounding == "half_even" else round_half_up_ste(x)
+class _FakeQuantize(torch.autograd.Function):
+    """``clamp(round(x / s), lo, hi) * s`` in one forward and one backward node.
+
+    Forward: the same float operations as the composite formulation, in place where
+    possible, so the values are the same floats (``x + (round(x) - x).detach()`` is exactly
+    ``round(x)``: the difference of two floats within a factor of two is exact, Sterbenz;
+    checked for every float32 in ``[2^-3, 2^25)``; below, both are 0, above every float is an
+    even integer; only a zero may carry the other sign).
+    Backward: the gradient autograd derives for the composite, ``where(inside, g * s, 0) / s``
+    (the chain's multiply by ``s``, clamp mask and divide by ``s``; ``(g * s) / s`` is not
+    always ``g`` in float, so it is kept), with ``inside`` = ``lo <= round(x / s) <= hi``
+    (clamp passes its edges) and, with ``relu``, ``x > 0`` (ReLU's gradient). The masks are
+    ATen's vectorized ``hardtanh_backward`` / ``threshold_backward`` kernels, which write
+    0 outside exactly as ``where`` does but several times faster (they differ only where
+    the input is NaN, and then the loss is NaN anyway)."""
+
+    @staticmethod
+    def forward(ctx, x, scale, lo, hi, half_up, relu, keep_for_backward):
+        rounded = x / scale
+        rounded = rounded.add_(0.5).floor_() if half_up else rounded.round_()
+        lo = max(lo, 0) if relu else lo
+        if keep_for_backward:
+            ctx.save_for_backward(x if relu else None, rounded, scale)
+            ctx.bounds = (lo - 0.5, hi + 0.5)  # the integer rounded value is inside iff strictly between
+        return rounded.clamp(lo, hi).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, rounded, scale = ctx.saved_tensors
+        grad = grad * scale  # a fresh tensor: the masks below write into it
+        if x is not None:
+            torch.ops.aten.threshold_backward.grad_input(grad, x, 0.0, grad_input=grad)
+        torch.ops.aten.hardtanh_backward.grad_input(grad, rounded, *ctx.bounds, grad_input=grad)
+        return grad.div_(scale), None, None, None, None, None, None
+
+
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor, lo: int, hi: int, rounding: str = "half_even",
+                  relu: bool = False) -> torch.Tensor:
+    """``clamp(round(x / scale), lo, hi) * scale`` with the straight-through gradient (fused).
+
+    ``scale`` (0-d, or shaped to broadcast per channel) is a statistic: no gradient flows to
+    it. ``rounding`` is ``"half_even"`` (``torch.round``) or ``"half_up"`` (``floor(v + 1/2)``).
+    ``relu=True`` quantizes ``relu(x)`` without materializing it: the lower bound becomes
+    ``max(lo, 0)`` and the gradient is also blocked where ``x <= 0``. Values and gradients
+    are the floats of ``clamp(round_ste(relu(x) / scale), lo, hi) * scale`` (a zero value
+    may carry the other sign).
+
+    >>> x = torch.tensor([-1.0, 0.25, 0.3, 9.0], requires_grad=True)
+    >>> y = fake_quantize(x, torch.tensor(0.5), -2, 3, "half_up")
+    >>> y.tolist()
+    [-1.0, 0.5, 0.5, 1.5]
+    >>> y.sum().backward(); x.grad.tolist()
+    [1.0, 1.0, 1.0, 0.0]
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    keep = torch.is_grad_enabled() and x.requires_grad
+    return _FakeQuantize.apply(x, scale.detach(), lo, hi, rounding == "half_up", relu, keep)
 
 
 def power_of_two_ceil(s: torch.Tensor) -> torch.Tensor:
@@ -133,15 +197,36 @@ class QuantTensor:
 
 
 class _Quantizer(nn.Module):
-    """Shared bit-width check, the power-of-two mode, and the ``enabled`` switch (a buffer,
-    so it is checkpointed; ``power_of_two`` is architecture and travels in the layer config)."""
+    """Shared bit-width part, the power-of-two mode, and the ``enabled`` switch (a buffer,
+    so it is checkpointed; ``power_of_two`` is architecture and travels in the layer config).
+
+    ``bits`` is the quantizer's own part (Brevitas' bit-width part): the layer that holds the
+    quantizer reads it (:class:`BitsOf`), and :func:`toolchain.nn.set_bits` changes it in place;
+    every grid, clamp and exported width follows at the next forward. ``kind`` names the
+    quantizer family in a layer's config (``"minmax"`` here, ``"learned"`` for
+    :mod:`toolchain.learned_quant`)."""
+
+    kind = "minmax"
 
     def __init__(self, bits: int, power_of_two: bool = False) -> None:
         super().__init__()
-        check_bits(bits, type(self).__name__)
         self.bits = bits
         self.power_of_two = bool(power_of_two)
         self.register_buffer("enabled", torch.tensor(True))
+
+    @property
+    def bits(self) -> int:
+        return self._bits
+
+    @bits.setter
+    def bits(self, bits: int) -> None:
+        check_bits(bits, type(self).__name__)
+        self._bits = bits
+
+    def real_clamp(self) -> tuple[float | None, float | None] | None:
+        """A real clamp ``[a, b]`` the quantizer applies before its grid (None: none; conversion
+        narrows the integer clamp to ``[Q(a), Q(b)]``, contract "Clamp")."""
+        return None
 
     def _snap(self, s: torch.Tensor) -> torch.Tensor:
         """The scale as used: rounded up to a power of two in power-of-two mode."""
@@ -160,6 +245,30 @@ class _Quantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}" + (", power_of_two=True" if self.power_of_two else "")
+
+
+class BitsOf:
+    """A layer attribute that *is* the bit width of one of its quantizers (``weight_bits =
+    BitsOf("weight_quant")``): reading and writing it reads and writes the quantizer's part, so
+    the layer's config, its forward and the exported grid can never disagree.
+
+    >>> class Layer(nn.Module):
+    ...     act_bits = BitsOf("out_quant")
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.out_quant = ActQuant(8)
+    >>> layer = Layer(); layer.act_bits = 4; layer.out_quant.bits
+    4
+    """
+
+    def __init__(self, quantizer: str) -> None:
+        self.quantizer = quantizer
+
+    def __get__(self, layer, owner=None):
+        return self if layer is None else getattr(layer, self.quantizer).bits
+
+    def __set__(self, layer, bits: int) -> None:
+        getattr(layer, self.quantizer).bits = bits
 
 
 def _running_update(buf: torch.Tensor, steps: torch.Tensor, new: torch.Tensor, momentum: float | None) -> None:
@@ -182,6 +291,10 @@ class WeightQuant(_Quantizer):
 
     def scale(self, w: torch.Tensor) -> torch.Tensor:
         absmax = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+        # A channel whose largest |w| would give a subnormal (or zero) scale counts as all zero:
+        # its integers are 0 either way, and a scale must stay a positive normal float.
+        usable = absmax >= torch.finfo(absmax.dtype).tiny * self.qmax()
+        absmax = torch.where(usable, absmax, torch.zeros_like(absmax))
         top = absmax.max() if absmax.numel() else absmax.new_tensor(0.0)
         fallback = torch.where(top > 0, top, torch.ones_like(top))
         return self._snap(torch.where(absmax > 0, absmax, fallback) / self.qmax())
@@ -189,8 +302,7 @@ class WeightQuant(_Quantizer):
     def forward(self, w: torch.Tensor) -> QuantTensor:
         s = self.scale(w)
         view = s.reshape(-1, *([1] * (w.dim() - 1)))
-        q = torch.clamp(round_ste(w / view), -self.qmax(), self.qmax())
-        return QuantTensor(q * view, s, 0, self.bits, True)
+        return QuantTensor(fake_quantize(w, view, -self.qmax(), self.qmax()), s, 0, self.bits, True)
 
 
 class ActQuant(_Quantizer):
@@ -203,9 +315,15 @@ class ActQuant(_Quantizer):
         self.register_buffer("hi", torch.tensor(0.0))
         self.register_buffer("steps", torch.tensor(0, dtype=torch.int64))
 
-    def observe(self, x: torch.Tensor) -> None:
+    def observe(self, x: torch.Tensor, relu: bool = False) -> None:
+        """Update the running min/max with ``x`` (with those of ``relu(x)`` if ``relu``; the
+        same values as ``x.min()``, ``x.max()`` of the materialized tensor, though a zero
+        extreme may carry the other sign, which no grid sees)."""
         with torch.no_grad():
-            lo, hi = _finite_statistic(x.min(), "the minimum"), _finite_statistic(x.max(), "the maximum")
+            lo, hi = torch.aminmax(x)
+            if relu:
+                lo, hi = lo.clamp(min=0.0), hi.clamp(min=0.0)
+            lo, hi = _finite_statistic(lo, "the minimum"), _finite_statistic(hi, "the maximum")
             _running_update(self.lo, self.steps, lo, self.momentum)
             _running_update(self.hi, self.steps, hi, self.momentum)
             self.steps += 1
@@ -241,14 +359,16 @@ class ActQuant(_Quantizer):
         return (f"the power-of-two grid has zero point 0, so its negative values (calibrated down to "
                 f"{float(self.lo):.6g}) clamp to 0")
 
-    def forward(self, x: torch.Tensor) -> QuantTensor:
+    def forward(self, x: torch.Tensor, relu: bool = False) -> QuantTensor:
+        """Quantize ``x`` (``relu(x)`` if ``relu``: the fused ReLU of the layer before)."""
         if self.training:
-            self.observe(x)
+            self.observe(x, relu)
         if not bool(self.enabled):
-            return QuantTensor(x, None, 0, self.bits, False)
+            return QuantTensor(F.relu(x) if relu else x, None, 0, self.bits, False)
         s, z = self.qparams()
-        q = torch.clamp(round_half_up_ste(x / s) + z, 0, (1 << self.bits) - 1)
-        return QuantTensor((q - z) * s, s, z, self.bits, False)
+        top = (1 << self.bits) - 1
+        # (clamp(q + z, 0, top) - z) * s with integer-valued q is clamp(q, -z, top - z) * s, exactly
+        return QuantTensor(fake_quantize(x, s, -z, top - z, "half_up", relu), s, z, self.bits, False)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, momentum={self.momentum}"
@@ -270,9 +390,11 @@ class SymQuant(_Quantizer):
     def qmax(self) -> int:
         return (1 << (self.bits - 1)) - 1
 
-    def observe(self, x: torch.Tensor) -> None:
+    def observe(self, x: torch.Tensor, relu: bool = False) -> None:
+        """Update the running ``max|x|`` with ``x`` (with ``max|relu(x)|`` if ``relu``)."""
         with torch.no_grad():
-            absmax = _finite_statistic(x.abs().max(), "the largest magnitude")
+            absmax = x.max().clamp(min=0.0).abs() if relu else x.abs().max()  # abs: a zero is +0
+            absmax = _finite_statistic(absmax, "the largest magnitude")
             _running_update(self.absmax, self.steps, absmax, self.momentum)
             self.steps += 1
 
@@ -289,14 +411,14 @@ class SymQuant(_Quantizer):
         return (f"calibration range [-{a:.6g}, {a:.6g}] is degenerate (narrower than {MIN_RANGE:g}; "
                 "the grid was widened to it)")
 
-    def forward(self, x: torch.Tensor) -> QuantTensor:
+    def forward(self, x: torch.Tensor, relu: bool = False) -> QuantTensor:
+        """Quantize ``x`` (``relu(x)`` if ``relu``: the fused ReLU of the layer before)."""
         if self.training:
-            self.observe(x)
+            self.observe(x, relu)
         if not bool(self.enabled):
-            return QuantTensor(x, None, 0, self.bits, True)
+            return QuantTensor(F.relu(x) if relu else x, None, 0, self.bits, True)
         s, _ = self.qparams()
-        q = torch.clamp(_round(x / s, self.rounding), -self.qmax(), self.qmax())
-        return QuantTensor(q * s, s, 0, self.bits, True)
+        return QuantTensor(fake_quantize(x, s, -self.qmax(), self.qmax(), self.rounding, relu), s, 0, self.bits, True)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, momentum={self.momentum}, rounding={self.rounding}"

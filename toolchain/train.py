@@ -20,14 +20,19 @@ with the same seed, data and thread count give the same weights.
 >>> loss = t.train_steps(8)
 >>> t.step, 0.0 <= evaluate(model, data) <= 1.0
 (8, True)
+>>> state = t.snapshot(); first = t.train_steps(3)
+>>> t.restore(state); t.train_steps(3) == first and t.step == 11    # same point, same batches
+True
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -163,7 +168,8 @@ class Trainer:
         self.step = 0
         self._optimizer_name = optimizer
         self.optimizer = make_optimizer(model, optimizer, lr, weight_decay)
-        self._stream = self._endless()
+        self._order = torch.empty(0, dtype=torch.int64)  # this pass's shuffled sample indices
+        self._position = 0                                # the next batch starts here
 
     @property
     def steps_per_epoch(self) -> int:
@@ -185,9 +191,34 @@ class Trainer:
         """Forget optimizer moments (after the parameter set or its meaning changes)."""
         self.optimizer.state.clear()
 
-    def _endless(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        while True:
-            yield from batches(self.data, self.batch_size, self.generator)
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The endless stream: passes over the data, each shuffled with ``generator`` (the
+        batches :func:`batches` gives), kept as plain state so :meth:`snapshot` can hold it."""
+        if self._position >= len(self._order):
+            self._order = torch.randperm(len(self.data), generator=self.generator)
+            self._position = 0
+        idx = self._order[self._position:self._position + self.batch_size]
+        self._position += self.batch_size
+        return self.data.x[idx], self.data.y[idx]
+
+    def snapshot(self) -> "TrainerState":
+        """Everything training depends on, copied: the model's state (parameters and buffers:
+        BN and quantizer statistics, masks), the optimizer's state (moments, learning rate),
+        the step count and the position in the batch stream. :meth:`restore` returns to it, so
+        several candidates can each train from the same point on the same batches (the set
+        S of Ding et al.'s Algorithm 1)."""
+        return TrainerState(copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
+                            self.step, self.generator.get_state(), self._order.clone(), self._position)
+
+    def restore(self, state: "TrainerState") -> None:
+        """Return model, optimizer, step and batch stream to ``state`` (taken by :meth:`snapshot`
+        on a model with the same parameters and buffers; ``replace_model`` first if the model
+        object changed, e.g. after new bit widths)."""
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(copy.deepcopy(state.optimizer))
+        self.step = state.step
+        self.generator.set_state(state.generator)
+        self._order, self._position = state.order.clone(), state.position
 
     def train_steps(self, steps: int, phase: str = "train",
                     on_step: Sequence[StepHook] = (), extra_loss: LossHook | None = None,
@@ -199,7 +230,7 @@ class Trainer:
             self.callbacks.on_phase_start(phase, steps)
         total = 0.0
         for _ in range(steps):
-            x, y = next(self._stream)
+            x, y = self._next_batch()
             logits = self.model(x)
             loss = nn.functional.cross_entropy(logits, y)
             term = extra(self.model) if extra is not None else None
@@ -227,6 +258,18 @@ class Trainer:
         """Train for ``epochs`` passes (fractions allowed; rounded to whole steps)."""
         return self.train_steps(round(epochs * self.steps_per_epoch), phase, on_step,
                                 extra_loss)
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """A :meth:`Trainer.snapshot`: plain copies, independent of the live objects."""
+
+    model: dict
+    optimizer: dict
+    step: int
+    generator: torch.Tensor
+    order: torch.Tensor
+    position: int
 
 
 def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0

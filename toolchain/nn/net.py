@@ -20,8 +20,10 @@ import torch
 from torch import nn
 
 from exporters.errors import ModelError
-from toolchain.nn.layers import AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantInput, QuantReLU
+from toolchain.nn.layers import (AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantActivation, QuantAdd, QuantClamp,
+                                 QuantConcat, QuantInput, QuantReLU, Upsample)
 from toolchain.nn.mac import QuantConv2d, QuantLinear, _QuantMac
+from toolchain.nn.one_d import AvgPool1d, MaxPool1d, QuantConv1d
 from toolchain.quant import CalibrationError, QuantTensor, _Quantizer
 
 SPEC_FORMAT = "foldline-net/1"
@@ -31,7 +33,7 @@ RESERVED_NAMES = frozenset({"input"})  # the ONNX graph input's name
 LAYER_TYPES: dict[str, type[nn.Module]] = {
     cls.__name__: cls
     for cls in (QuantInput, QuantConv2d, QuantLinear, QuantReLU, QuantAdd, MaxPool2d, AvgPool2d, GlobalAvgPool,
-                Flatten)
+                Flatten, QuantClamp, QuantActivation, QuantConcat, Upsample, QuantConv1d, MaxPool1d, AvgPool1d)
 }
 
 
@@ -65,9 +67,14 @@ class QuantNet(nn.Module):
         for src in inputs:
             if src not in self.layers:
                 raise ModelError(f"layer '{lname}': input '{src}' is not an earlier layer")
-        arity = 2 if isinstance(module, QuantAdd) else (0 if first else 1)
-        if len(inputs) != arity:
-            raise ModelError(f"layer '{lname}' ({type(module).__name__}) takes {arity} input(s), got {list(inputs)}")
+        if isinstance(module, QuantConcat):
+            if len(inputs) < 2:
+                raise ModelError(f"layer '{lname}' (QuantConcat) takes 2 or more inputs, got {list(inputs)}")
+        else:
+            arity = 2 if isinstance(module, QuantAdd) else (0 if first else 1)
+            if len(inputs) != arity:
+                raise ModelError(f"layer '{lname}' ({type(module).__name__}) takes {arity} input(s), "
+                                 f"got {list(inputs)}")
         self.layers[lname] = module
         self.layer_inputs[lname] = inputs
 
@@ -122,7 +129,7 @@ class QuantNet(nn.Module):
 
 
 def mac_layers(model: QuantNet) -> list[tuple[str, _QuantMac]]:
-    """Every multiply-accumulate layer (QuantConv2d, QuantLinear), in order, by layer name."""
+    """Every multiply-accumulate layer (QuantConv2d, QuantConv1d, QuantLinear), in order, by layer name."""
     return [(n, m) for n, m in model.layers.items() if isinstance(m, _QuantMac)]
 
 
