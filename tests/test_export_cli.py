@@ -70,6 +70,42 @@ def test_hls4ml_backend_refuses_a_non_power_of_two_model(tmp_path, checkpoint, c
     assert not out.exists()
 
 
+def test_report_estimate_is_of_the_chosen_design_on_the_part_given(tmp_path, checkpoint, calibration):
+    """--hls none estimates Foldline's templates and says so; --part, --architecture and
+    --reuse-factor reach the estimate (a 7-series part is labelled uncalibrated)."""
+    from exporters.onnx_import import load_integer_model
+    from hls_templates import HlsConfig
+    from hls_templates.estimate import estimate
+
+    out = tmp_path / "out"
+    flags = ["--part", "xc7z020clg400-1", "--architecture", "parallel", "--reuse-factor", "2"]
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--hls", "none", "--quiet",
+                 *flags]) == 0
+    report = json.loads((out / "report.json").read_text())
+    e = report["estimate"]
+    assert (e["kind"], e["backend"], e["estimated_design"]) == ("analytical estimate (not a synthesis result)",
+                                                                "none", "templates")
+    assert any("--hls none" in note for note in e["notes"]) and any("xc7z020" in note for note in e["notes"])
+    assert (e["part"], e["part_calibrated"], e["architecture"], e["reuse_factor"]) == ("xc7z020clg400-1", False,
+                                                                                       "parallel", 2)
+    assert "Vivado HLS 2019.2" in e["calibration"] and "measured error" in e["calibration"]
+    config = HlsConfig(part="xc7z020clg400-1", architecture="parallel", reuse_factor=2)
+    alone = estimate(load_integer_model(out / "model.onnx"), config).totals
+    assert report["totals"]["latency_cycles"] == e["totals"]["latency_cycles"] == alone["latency_cycles"]
+    assert [row["lut"] for row in e["layers"]] == [row["lut"] for row in estimate(load_integer_model(
+        out / "model.onnx"), config).layers]
+    ultrascale = estimate(load_integer_model(out / "model.onnx"), HlsConfig(architecture="parallel", reuse_factor=2))
+    assert ultrascale.totals != alone       # the 7-series delays are slower: the part matters
+
+
+def test_bad_reuse_factor_is_refused(tmp_path, checkpoint, calibration, capsys):
+    out = tmp_path / "o"
+    assert main([str(checkpoint), "-o", str(out), "--calibration", str(calibration), "--reuse-factor", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("export-fpga: error:") and "reuse factor" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_bad_part_is_refused(tmp_path, checkpoint, calibration, capsys):
     assert main([str(checkpoint), "-o", str(tmp_path / "o"), "--calibration", str(calibration),
                  "--part", "nonsense"]) == 2

@@ -6,12 +6,16 @@ from exporters.errors import FoldlineError
 from toolchain.methods import METHODS, Method, MethodConfig, MethodError, get_method
 from toolchain.methods import _registry
 from toolchain.methods.channel import ChannelPruning, Layerwise, OneShot, Stepwise
+from toolchain.methods.djpq import Djpq
+from toolchain.methods.framework import RuleFramework, TwoStage
+from toolchain.methods.increg import IncReg
 from toolchain.methods.magnitude import IterativeMagnitude
 
 
-def test_registry_holds_the_four_methods_by_their_names():
+def test_registry_holds_the_methods_by_their_names():
     assert METHODS == {"layerwise": Layerwise, "stepwise": Stepwise, "one-shot": OneShot,
-                       "iterative-magnitude": IterativeMagnitude}
+                       "iterative-magnitude": IterativeMagnitude, "two-stage": TwoStage,
+                       "rule-framework": RuleFramework, "increg": IncReg, "djpq": Djpq}
     for name, cls in METHODS.items():
         assert issubclass(cls, Method) and cls.name == name and cls.summary
     assert {cls.sparsity_kind for cls in METHODS.values()} == {"channels", "weights"}

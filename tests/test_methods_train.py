@@ -31,8 +31,8 @@ def test_every_sample_once_per_epoch_and_step_hooks_see_the_step():
     ys = []
     model = toolchain.build("mlp", input_shape=(1, 8, 8), hidden=(8,))
     t = Trainer(model, DATA, batch_size=16)
-    orig = t._stream
-    t._stream = (ys.append(b[1]) or b for b in orig)
+    orig = t._next_batch
+    t._next_batch = lambda: (lambda b: ys.append(b[1]) or b)(orig())
     t.train_epochs(1, on_step=[lambda tr: seen.append(tr.step)])
     assert seen == list(range(1, t.steps_per_epoch + 1))
     assert sorted(torch.cat(ys).tolist()) == sorted(DATA.y.tolist())

@@ -13,8 +13,10 @@ from torch import nn
 
 import toolchain
 from exporters import integer_model as im
+from exporters.onnx_import import load_integer_model
 from fpga_sim import Simulator
 from hls_templates import check_hls4ml_exact
+from hls_templates.estimate.hls4ml_project import estimate_hls4ml_project
 from toolchain import compress_cli, export_cli
 from toolchain.nn import QuantNet, is_power_of_two, with_power_of_two
 from toolchain.ptq import load_float_program, quantize_exported
@@ -109,6 +111,13 @@ def test_power_of_two_pt2_export_with_hls4ml_is_bit_exact(pt2, tmp_path, capsys)
     for check in report["verification"].values():
         assert check["samples"] == 48 and check["elements"] == 48 * 5 and check["mismatches"] == 0
     assert report["hls"]["backend"] == "hls4ml"
+    estimate = report["estimate"]             # of the hls4ml project, labelled as an estimate
+    assert (estimate["kind"], estimate["estimated_design"]) == ("analytical estimate (not a synthesis result)", "hls4ml")
+    assert "Vivado HLS 2019.2" in estimate["calibration"] and "measured error" in estimate["calibration"]
+    assert any("extrapolated" in note for note in estimate["notes"])      # Conv2d and pooling are beyond the data
+    hls4ml_alone = estimate_hls4ml_project(load_integer_model(out / "model.onnx")).totals
+    assert report["totals"]["latency_cycles"] == estimate["totals"]["latency_cycles"] == hls4ml_alone["latency_cycles"]
+    assert report["totals"]["lut"] == hls4ml_alone["lut"]
     proto = onnx.load(out / "model.onnx")
     with np.load(out / "inputs.npz") as feeds:
         (logits,) = Simulator(proto).run([proto.graph.output[0].name], dict(feeds))

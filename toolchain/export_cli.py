@@ -65,8 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hls", choices=("templates", "hls4ml", "none"), default="templates",
                    help="HLS project in OUT/hls/ checked by C simulation: Foldline's kernels with g++ "
                         "(default), an hls4ml project (power-of-two models only), or none")
-    p.add_argument("--part", default=None, help="FPGA part for the HLS project (default xcu250-figd2104-2L-e)")
-    p.add_argument("--clock-ns", type=float, default=None, help="target clock period in ns (default 5.0)")
+    p.add_argument("--part", default=None, help="FPGA part for the HLS project (default: the checkpoint's "
+                                                "budgeted design, else xcu250-figd2104-2L-e)")
+    p.add_argument("--clock-ns", type=float, default=None, help="target clock period in ns (default: the "
+                                                                "checkpoint's budgeted design, else 5.0)")
+    p.add_argument("--architecture", choices=("auto", "dataflow", "parallel"), default=None,
+                   help="HLS architecture, as fpga-hls (default: the checkpoint's budgeted design, else auto: "
+                        "parallel for vector inputs, dataflow for maps)")
+    p.add_argument("--reuse-factor", type=int, default=None,
+                   help="cycles per multiplier for every layer, as fpga-hls (default: the checkpoint's budgeted "
+                        "design, else 1)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true", help="print only the final verdict (no table, no phase lines)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -93,8 +101,9 @@ def _print_summary(result, quiet: bool) -> None:
         table.add_row("total", "", "", "", "", "", f"{t['macs']:,}", f"{t['bops']:,}", f"{t['params']:,}",
                       f"{t['latency_cycles']:,}", f"{t['lut']:,}", f"{t['dsp']:,}")
         Console(file=sys.stdout, width=None if sys.stdout.isatty() else 150).print(table)
-        hw = report["hls"]
-        print(f"estimate ({hw['part']}, {t['clock_ns']} ns clock; analytical, not a synthesis result): "
+        hw = report["estimate"]
+        print(f"estimate of the {hw['estimated_design']} design ({hw['part']}, {t['clock_ns']} ns clock; analytical, "
+              "not a synthesis result): "
               f"{t['latency_cycles']:,} cycles = {t['latency_us']:.2f} us, {t['lut']:,} LUT, {t['ff']:,} FF, "
               f"{t['dsp']:,} DSP, {t['bram']:,} BRAM")
         print(f"parameters: {t['params']:,} integer (weights + folded biases; fpga-compress's trainable count "
@@ -125,13 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import toolchain
-    from toolchain.export_pipeline import (EXAMPLE_MODEL, ExportError, example_path, export,
+    from toolchain.export_pipeline import (EXAMPLE_MODEL, ExportError, example_path, export, hls_settings,
                                            load_calibration)
     from toolchain.progress import Progress
 
     if args.example == (args.model is not None):
         raise ExportError("give either a MODEL path or --example")
     model_path = example_path(EXAMPLE_MODEL) if args.example else Path(args.model)
+    design = None  # the HLS design fpga-compress recorded in a checkpoint (its hardware budgets')
     if model_path.suffix == ".pt2":  # a float torch.export program: post-training quantization
         from toolchain.ptq import quantize_for_export
 
@@ -150,10 +160,13 @@ def _run(args: argparse.Namespace) -> int:
                               "quantization); train a checkpoint with fpga-compress --power-of-two")
         float_logits = None
         model = toolchain.load(model_path)
+        design = toolchain.load_metadata(model_path).get("hardware")
         x, y = load_calibration(args.calibration, tuple(model.input_shape), args.samples)
     from hls_templates import HlsConfig
 
-    overrides = {k: v for k, v in (("part", args.part), ("clock_ns", args.clock_ns)) if v is not None}
+    overrides = {k: v for k, v in (("part", args.part), ("clock_ns", args.clock_ns), ("architecture", args.architecture),
+                                   ("reuse_factor", args.reuse_factor)) if v is not None}
+    overrides = hls_settings(design, overrides)
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise ExportError(f"--min-agreement {args.min_agreement} is outside [0, 1]")
     csim_log = logging.getLogger("hls_templates.csim")

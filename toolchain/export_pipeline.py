@@ -126,6 +126,21 @@ def load_calibration(path: str | Path | None, input_shape: tuple[int, ...],
     return np.ascontiguousarray(x, dtype=np.float32), (None if y is None else y.astype(np.int64))
 
 
+def hls_settings(checkpoint_design: dict | None, explicit: dict) -> dict:
+    """``HlsConfig`` keyword arguments: the design ``fpga-compress`` chose and recorded in the
+    checkpoint's metadata (``hardware``: part, clock, architecture, reuse factors — so the
+    exported design is the one that was budgeted), overridden by the options given
+    ``explicit``ly; an explicit ``reuse_factor`` applies to every layer (drops the per-layer ones).
+
+    >>> hls_settings({"clock_ns": 4.0, "reuse_factor": 1, "layer_reuse": {"conv1": 2}}, {"reuse_factor": 4})
+    {'clock_ns': 4.0, 'reuse_factor': 4}
+    """
+    design = dict(checkpoint_design or {})
+    if "reuse_factor" in explicit:
+        design.pop("layer_reuse", None)
+    return {**design, **explicit}
+
+
 def integer_model_of(model) -> IntegerModel:
     """Remove pruned channels physically, fold, and convert to the integer model."""
     import toolchain
@@ -185,7 +200,8 @@ HARDWARE_TOTAL_KEYS = ("latency_cycles", "latency_us", "clock_ns", "dsp", "lut",
 
 def build_report(integer_model: IntegerModel, checks: dict[str, Check], accuracy: dict | None,
                  hardware=None, extra: dict | None = None) -> dict:
-    """``hardware``: an ``hls_templates.estimate`` result, merged into layers and totals."""
+    """``hardware``: an estimate with ``layers`` and ``totals`` (``backend_estimate``), merged into
+    layers and totals."""
     rows = stats.layer_stats(integer_model)
     keep = ("name", "op", "in_channels", "out_channels", "kernel", "weight_bits", "act_bits", "acc_bits",
             "macs", "bops", "params")
@@ -280,13 +296,17 @@ def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, f
     by graph input, as ``fpga-sim`` and ``fpga-hls --inputs`` read them).
     ``hls``: one of :data:`HLS_BACKENDS`; a project goes to ``out/hls/`` and its C
     simulation becomes ``verification.csim``. ``hls_config``: an ``HlsConfig`` (part,
-    clock); the latency/resource estimate is always reported, with it or the defaults.
+    clock, architecture, reuse); the latency/resource estimate is always reported, with it or
+    the defaults, of the backend chosen (``none``: Foldline's templates), as report.json's
+    ``estimate`` (:func:`hls_templates.estimate.report.backend_estimate`: what it is, what it was
+    calibrated on and its measured error there) and in the per-layer statistics.
     ``float_logits``: the user's float program's outputs on ``x`` (a ``.pt2``), which the
     report's accuracy compares the integers with; ``min_agreement``: see
     :mod:`toolchain.accuracy` (``ExportResult.agreement_ok``).
     ``progress``: a :class:`toolchain.progress.Progress` told each phase (default: silent).
     """
-    from hls_templates import HlsConfig, estimate
+    from hls_templates import HlsConfig
+    from hls_templates.estimate.report import backend_estimate
     from toolchain.accuracy import accuracy_report
     from toolchain.progress import Progress
 
@@ -322,9 +342,13 @@ def export(model, out: str | Path, x: np.ndarray, y: np.ndarray | None = None, f
             checks["csim"] = csim
         logits = sim_trace[integer_model.output.name]  # the integers every check matched against
         accuracy = accuracy_report(model, x, y, logits, float_logits, min_agreement)
-        report = build_report(integer_model, checks, accuracy.fields, estimate(integer_model, hls_config),
-                              {"hls": {"backend": hls, "part": hls_config.part, "clock_ns": hls_config.clock_ns},
-                               "warnings": accuracy.warnings})
+        hardware = backend_estimate(hls, integer_model, hls_config)
+        report = build_report(integer_model, checks, accuracy.fields, hardware,
+                              {"hls": {"backend": hls, "part": hls_config.part, "clock_ns": hls_config.clock_ns,
+                                       "architecture": hls_config.architecture,
+                                       "reuse_factor": hls_config.reuse_factor,
+                                       "layer_reuse": dict(hls_config.layer_reuse)},
+                               "estimate": hardware.section, "warnings": accuracy.warnings})
         with open(tmp / "report.json", "w") as f:
             json.dump(report, f, indent=2, allow_nan=False)  # strict JSON: no NaN/Infinity
         replace_dir(tmp, out)

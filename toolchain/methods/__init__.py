@@ -4,7 +4,7 @@
 classes (a misspelt class name fails at import; two classes claiming one name fail too).
 
 >>> sorted(METHODS)
-['iterative-magnitude', 'layerwise', 'one-shot', 'stepwise']
+['djpq', 'increg', 'iterative-magnitude', 'layerwise', 'one-shot', 'rule-framework', 'stepwise', 'two-stage']
 >>> METHODS["layerwise"].sparsity_kind, METHODS["iterative-magnitude"].sparsity_kind
 ('channels', 'weights')
 """
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from toolchain.methods.base import Method, MethodConfig, MethodError, Result, RunContext
 from toolchain.methods.channel import ChannelPruning, Layerwise, OneShot, Stepwise
+from toolchain.methods.djpq import Djpq
+from toolchain.methods.framework import RuleFramework, TwoStage
+from toolchain.methods.increg import IncReg
 from toolchain.methods.magnitude import IterativeMagnitude
 
 
@@ -26,7 +29,8 @@ def _registry(classes: list[type[Method]]) -> dict[str, type[Method]]:
 
 
 #: Registered methods, name -> class.
-METHODS: dict[str, type[Method]] = _registry([Layerwise, Stepwise, OneShot, IterativeMagnitude])
+METHODS: dict[str, type[Method]] = _registry([Layerwise, Stepwise, OneShot, IterativeMagnitude, TwoStage,
+                                              RuleFramework, IncReg, Djpq])
 
 
 def get_method(name: str) -> type[Method]:
@@ -37,5 +41,5 @@ def get_method(name: str) -> type[Method]:
         raise MethodError(f"unknown method {name!r}; available: {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "ChannelPruning", "IterativeMagnitude", "Layerwise", "Method", "MethodConfig",
-           "MethodError", "OneShot", "Result", "RunContext", "Stepwise", "get_method"]
+__all__ = ["METHODS", "ChannelPruning", "Djpq", "IncReg", "IterativeMagnitude", "Layerwise", "Method", "MethodConfig",
+           "MethodError", "OneShot", "Result", "RuleFramework", "RunContext", "Stepwise", "TwoStage", "get_method"]

@@ -4,11 +4,13 @@ A method is a class with a registered ``name``, built from a :class:`MethodConfi
 (shared knobs) whose ``options`` mapping fills the method's own ``Options``
 dataclass. :meth:`Method.run` is a fixed template::
 
-    bits      model = with_bits(model, config.weight_bits, config.act_bits)
+    bits      set_bits(model, config.layer_bits, weight_bits=config.weight_bits, act_bits=config.act_bits)
+    prepare   self.prepare(ctx)          <- optional: checks before training (a budget's minimum)
     pretrain  config.pretrain_epochs of dense float training (quantizers latent)
     prune     self.prune(ctx)            <- the method: masks, schedules, retraining
     finish    self.finish(ctx)           <- optional: e.g. physical channel removal
-    finetune  config.epochs of quantization-aware training (quantizers on)
+    finetune  self.finetune(ctx)         <- config.epochs of quantization-aware training (quantizers on)
+    finalize  self.finalize(ctx)         <- optional: e.g. meeting hardware budgets after fine-tuning
     measure   self.measure(model)        <- achieved sparsity, per-layer detail
 
 Quantization is latent (statistics collected, floats passed) until fine-tuning: the
@@ -41,8 +43,8 @@ import torch
 
 from exporters.errors import FoldlineError
 from toolchain.data import Dataset
-from toolchain.methods.common import with_bits
-from toolchain.nn import set_quantization
+from toolchain.methods.hardware import HardwareTarget
+from toolchain.nn import set_bits, set_quantization
 from toolchain.nn.net import QuantNet
 from toolchain.train import Callbacks, Trainer, configure_threads, evaluate, seed_everything
 
@@ -63,9 +65,13 @@ class MethodConfig:
     batch_size: int = 64
     weight_bits: int | None = None  #: None: keep the model's widths
     act_bits: int | None = None
+    #: per-layer widths ``{layer: {"weight": w, "act": a}}`` applied after weight_bits / act_bits
+    #: (``toolchain.nn.set_bits``; ``fpga-compress --layer-bits``)
+    layer_bits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     round_to: int = 1              #: channel counts kept as multiples of this
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
+    hardware: HardwareTarget | None = None  #: FPGA target and budgets (structured methods)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sparsity < 1.0:
@@ -84,6 +90,10 @@ class MethodConfig:
             bits = getattr(self, name)
             if bits is not None and not 2 <= bits <= 8:
                 raise MethodError(f"{name} must be in 2..8, got {bits}")
+        for layer, widths in self.layer_bits.items():
+            for part, bits in widths.items():
+                if not (isinstance(bits, int) and 2 <= bits <= 8):
+                    raise MethodError(f"layer_bits {layer} {part} must be in 2..8, got {bits}")
 
 
 @dataclass
@@ -153,10 +163,13 @@ class Method:
     summary: ClassVar[str] = ""
     sparsity_kind: ClassVar[str] = "channels"
     Options: ClassVar[type] = NoOptions
+    supports_budget: ClassVar[bool] = False  #: prunes to ``config.hardware``'s budgets
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config
         self.options = parse_options(self.Options, config.options, self.name)
+        if config.hardware is not None and not self.supports_budget:
+            raise MethodError(f"{self.name}: hardware targets and budgets need a structured (channel) method")
 
     # --- the template ---------------------------------------------------------------
     def run(self, model: QuantNet, train_data: Dataset, val_data: Dataset,
@@ -167,19 +180,21 @@ class Method:
             raise MethodError(f"{self.name}: needs a toolchain.nn.QuantNet, got {type(model).__name__}")
         configure_threads()
         seed_everything(cfg.seed)
-        model = with_bits(copy.deepcopy(model), cfg.weight_bits, cfg.act_bits)
+        model = copy.deepcopy(model)
+        set_bits(model, cfg.layer_bits, weight_bits=cfg.weight_bits, act_bits=cfg.act_bits)
         cb = Callbacks(callbacks)
         trainer = Trainer(model, train_data, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
                           callbacks=cb, extra_loss=self.regularizer)
         ctx = RunContext(model, trainer, train_data, val_data, cfg, cb)
         set_quantization(ctx.model, False)
+        self.prepare(ctx)
         if cfg.pretrain_epochs > 0:
             trainer.train_epochs(cfg.pretrain_epochs, "pretrain")
         self.prune(ctx)
         self.finish(ctx)
         set_quantization(ctx.model, True)
-        if cfg.epochs > 0:
-            trainer.train_epochs(cfg.epochs, "finetune")
+        self.finetune(ctx)
+        self.finalize(ctx)
         sparsity, layers = self.measure(ctx)
         accuracy = evaluate(ctx.model, val_data)
         cb.on_phase_end("result", {"sparsity": sparsity, "val_accuracy": accuracy})
@@ -187,12 +202,23 @@ class Method:
                       layers, ctx.history, trainer.step, ctx.details)
 
     # --- what subclasses provide ------------------------------------------------------
+    def prepare(self, ctx: RunContext) -> None:
+        """Before any training: checks that need the model (default: nothing)."""
+
     def prune(self, ctx: RunContext) -> None:
         """Set masks to reach ``ctx.config.sparsity`` (may train with ``ctx.trainer``)."""
         raise NotImplementedError
 
     def finish(self, ctx: RunContext) -> None:
         """After pruning, before fine-tuning (default: nothing)."""
+
+    def finetune(self, ctx: RunContext) -> None:
+        """Quantization-aware training after pruning (default: ``config.epochs``)."""
+        if ctx.config.epochs > 0:
+            ctx.trainer.train_epochs(ctx.config.epochs, "finetune")
+
+    def finalize(self, ctx: RunContext) -> None:
+        """After fine-tuning, before measuring (default: nothing)."""
 
     def measure(self, ctx: RunContext) -> tuple[float, dict[str, dict]]:
         """Achieved sparsity and per-layer (or per-group) plain-data detail."""

@@ -36,7 +36,8 @@ from typing import ClassVar
 
 import torch
 
-from toolchain.methods.base import Method, MethodConfig, MethodError, RunContext
+from toolchain.methods.base import MethodConfig, MethodError, RunContext
+from toolchain.methods.budget import BudgetPruner, StructuredMethod
 from toolchain.methods.common import keep_count, prunable_groups, top_k_mask
 from toolchain.methods.schedules import Budget, cubic_sparsity, is_update_step, layerwise_update
 from toolchain.pruning import ActivationRecorder, ChannelGroup, remove_channels
@@ -59,12 +60,32 @@ class ChannelOptions:
                 raise ValueError(f"{name} must be >= 1, got {value}")
 
 
-class ChannelPruning(Method):
-    """Activation-importance channel pruning; subclasses pick the schedule."""
+class ChannelPruning(StructuredMethod):
+    """Activation-importance channel pruning; subclasses pick the schedule.
+
+    With hardware budgets (``config.hardware.limits``) the budgets replace the sparsity
+    target: each mask update prunes, by importance per unit of estimated cost saved
+    (:class:`~toolchain.methods.budget.BudgetPruner`), until the network meets the budgets
+    interpolated from the dense design's cost by the schedule's progress ``f`` (stepwise:
+    ``f = s_t / s_T`` of the cubic ramp; layerwise: in group ``i``'s window that group alone, with
+    ``f`` = the share of all prunable channels in groups ``0..i``, and ``f = 1`` over every group
+    at the very end; one-shot: ``f = 1``).
+    """
 
     sparsity_kind = "channels"
     Options = ChannelOptions
     schedule: ClassVar[str] = ""
+    budget_replaces_sparsity = True
+
+    def __init__(self, config: MethodConfig) -> None:
+        super().__init__(config)
+        if config.hardware is not None and config.hardware.limits and config.sparsity > 0:
+            raise MethodError(f"{self.name}: a hardware budget replaces the sparsity target; "
+                              f"leave sparsity at 0 (got {config.sparsity})")
+
+    @property
+    def removes_channels(self) -> bool:
+        return self.options.remove
 
     def prune(self, ctx: RunContext) -> None:
         groups = prunable_groups(ctx.model)
@@ -73,17 +94,17 @@ class ChannelPruning(Method):
         tp = self.options.steps_per_group or ctx.trainer.steps_per_epoch
         budget = Budget(len(groups), tp, min(tp, self.options.update_every or max(1, tp // 4)))
         ctx.details.update(schedule=self.schedule, steps_per_group=budget.steps_per_group,
-                           update_every=budget.update_every,
-                           groups={g.name: {"channels": g.channels, "producers": list(g.producers),
-                                            "kept_before": _alive(g)} for g in groups})
+                           update_every=budget.update_every)
+        self.record_groups(ctx, groups, "kept_before")
+        hardware = ctx.config.hardware
+        hw = _TowardBudget(ctx, hardware) if hardware is not None and hardware.limits else None
         run = {"layerwise": self._layerwise, "stepwise": self._stepwise,
                "one-shot": self._one_shot}[self.schedule]
-        run(ctx, groups, budget)
-        for g in groups:
-            ctx.details["groups"][g.name]["kept"] = _alive(g)
+        run(ctx, groups, budget, hw)
+        self.record_groups(ctx, groups)
 
     # --- schedules -----------------------------------------------------------------------
-    def _layerwise(self, ctx: RunContext, groups: list[ChannelGroup], budget: Budget) -> None:
+    def _layerwise(self, ctx: RunContext, groups: list[ChannelGroup], budget: Budget, hw) -> None:
         start, target = ctx.trainer.step, ctx.config.sparsity
         with ExitStack() as stack:
             recorder = [stack.enter_context(ActivationRecorder(ctx.model, [groups[0]]))]
@@ -91,7 +112,13 @@ class ChannelPruning(Method):
             def on_step(trainer) -> None:
                 t = trainer.step - start
                 index = layerwise_update(t, budget.steps_per_group, budget.update_every)
-                if index is not None:
+                if index is not None and hw is not None:
+                    group = groups[index]
+                    share = sum(g.channels for g in groups[:index + 1]) / sum(g.channels for g in groups)
+                    hw.update([group], {group.name: recorder[0].importance(group)}, share)
+                    if t == budget.total:
+                        hw.update(groups, {}, 1.0)
+                elif index is not None:
                     self._set(ctx, groups[index], recorder[0].importance(groups[index]), target)
                 if t % budget.steps_per_group == 0 and t // budget.steps_per_group < len(groups):
                     recorder[0].__exit__(None, None, None)
@@ -100,7 +127,7 @@ class ChannelPruning(Method):
 
             ctx.trainer.train_steps(budget.total, "prune (layerwise)", on_step=[on_step])
 
-    def _stepwise(self, ctx: RunContext, groups: list[ChannelGroup], budget: Budget) -> None:
+    def _stepwise(self, ctx: RunContext, groups: list[ChannelGroup], budget: Budget, hw) -> None:
         start, target = ctx.trainer.step, ctx.config.sparsity
         with ExitStack() as stack:
             recorder = [stack.enter_context(ActivationRecorder(ctx.model, groups))]
@@ -109,15 +136,19 @@ class ChannelPruning(Method):
                 t = trainer.step - start
                 if not is_update_step(t, budget.total, budget.update_every):
                     return
-                sparsity = cubic_sparsity(t, budget.total, target)
-                for g in groups:
-                    self._set(ctx, g, recorder[0].importance(g), sparsity)
+                if hw is not None:
+                    hw.update(groups, {g.name: recorder[0].importance(g) for g in groups},
+                              cubic_sparsity(t, budget.total, 1.0))
+                else:
+                    sparsity = cubic_sparsity(t, budget.total, target)
+                    for g in groups:
+                        self._set(ctx, g, recorder[0].importance(g), sparsity)
                 recorder[0].__exit__(None, None, None)
                 recorder[0] = stack.enter_context(ActivationRecorder(ctx.model, groups))
 
             ctx.trainer.train_steps(budget.total, "prune (stepwise)", on_step=[on_step])
 
-    def _one_shot(self, ctx: RunContext, groups: list[ChannelGroup], budget: Budget) -> None:
+    def _one_shot(self, ctx: RunContext, groups: list[ChannelGroup], budget: Budget, hw) -> None:
         start, target = ctx.trainer.step, ctx.config.sparsity
         window_start = budget.total - budget.steps_per_group
         with ExitStack() as stack:
@@ -129,7 +160,9 @@ class ChannelPruning(Method):
                 t = trainer.step - start
                 if t == window_start:
                     recorder.append(stack.enter_context(ActivationRecorder(ctx.model, groups)))
-                if t == budget.total:
+                if t == budget.total and hw is not None:
+                    hw.update(groups, {g.name: recorder[0].importance(g) for g in groups}, 1.0)
+                elif t == budget.total:
                     for g in groups:
                         self._set(ctx, g, recorder[0].importance(g), target)
 
@@ -159,15 +192,24 @@ class ChannelPruning(Method):
         ctx.event("remove", f"removed pruned channels: {before} -> {after} parameters",
                   parameters_before=before, parameters_after=after)
 
-    def measure(self, ctx: RunContext) -> tuple[float, dict[str, dict]]:
-        groups = ctx.details["groups"]
-        total = sum(g["channels"] for g in groups.values())
-        kept = sum(g["kept"] for g in groups.values())
-        return (1.0 - kept / total if total else 0.0), groups
 
+class _TowardBudget:
+    """The budget mode's mask update: prune until the design meets the budgets moved from the
+    dense design's cost towards them by the schedule's progress ``f`` in [0, 1]."""
 
-def _alive(group: ChannelGroup) -> int:
-    return int((group.mask != 0).sum())
+    def __init__(self, ctx: RunContext, hardware) -> None:
+        self.ctx, self.limits = ctx, hardware.limits
+        self.pruner = BudgetPruner(hardware, ctx.config.round_to)
+        self.dense: dict | None = None  # measured at the first update: a fresh model has no statistics before
+        self.importance: dict[str, torch.Tensor] = {}  # the latest seen per group (layerwise sees one at a time)
+
+    def update(self, groups: list[ChannelGroup], importance: dict[str, torch.Tensor], fraction: float) -> None:
+        if self.dense is None:
+            self.dense = self.pruner.measure(self.ctx.model).totals
+        self.importance.update(importance)
+        limits = {k: self.dense[k] - fraction * (self.dense[k] - v) if self.dense[k] > v else v
+                  for k, v in self.limits.items()}
+        self.pruner.prune(self.ctx, groups, self.importance, limits)
 
 
 class Layerwise(ChannelPruning):

@@ -16,11 +16,12 @@ Sparsity, precisely (docs/methods.md):
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 
-from toolchain.nn import mac_layers
+from toolchain.nn import bit_widths, mac_layers, set_bits
 from toolchain.nn.net import QuantNet
 from toolchain.pruning import ChannelGroup, channel_groups
 
@@ -65,23 +66,12 @@ def weight_sparsity(model: QuantNet) -> float:
 
 
 def with_bits(model: QuantNet, weight_bits: int | None, act_bits: int | None) -> QuantNet:
-    """``model`` with every MAC layer's weights at ``weight_bits`` and every hidden
-    activation at ``act_bits`` (``None``: keep). The network input and the signed
-    output keep their widths. Returns ``model`` itself when nothing changes, else a new
-    QuantNet with the same state (statistics and masks do not depend on bit widths).
+    """A copy of ``model`` at other widths (:func:`toolchain.nn.set_bits`: every MAC layer's
+    weights at ``weight_bits``, every hidden activation at ``act_bits``; ``None``: keep), or
+    ``model`` itself when nothing changes. For callers that need a new object per width
+    (``rule-framework`` compares trials of one snapshot, and widths are architecture, not state
+    dict); to change a network in place, call ``set_bits`` directly.
     """
-    spec = model.spec()
-    changed = False
-    for layer in spec["layers"]:
-        args = layer["args"]
-        if weight_bits is not None and "weight_bits" in args and args["weight_bits"] != weight_bits:
-            args["weight_bits"], changed = weight_bits, True
-        if (act_bits is not None and "act_bits" in args and not args.get("signed_output", False)
-                and args["act_bits"] != act_bits):
-            args["act_bits"], changed = act_bits, True
-    if not changed:
-        return model
-    new = QuantNet.from_spec(spec)
-    new.load_state_dict(model.state_dict())
-    new.train(model.training)
-    return new
+    new = copy.deepcopy(model)
+    set_bits(new, weight_bits=weight_bits, act_bits=act_bits)
+    return model if bit_widths(new) == bit_widths(model) else new

@@ -64,15 +64,22 @@ def _structure(layer, in_mask: torch.Tensor | None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layer_costs(model: QuantNet) -> list[LayerCost]:
-    """Per-MAC-layer cost of ``model`` (see the module docstring)."""
+def float_trace(model: QuantNet) -> dict:
+    """Every layer's output for one zero sample, from a copy of ``model`` in eval mode with its
+    quantizers bypassed (shapes and alive-channel masks; works on an uncalibrated model)."""
     probe = copy.deepcopy(model)
     probe.eval()
     set_quantization(probe, False)
-    outs = probe.trace(torch.zeros(1, *model.input_shape))
+    return probe.trace(torch.zeros(1, *model.input_shape))
+
+
+@torch.no_grad()
+def layer_costs(model: QuantNet) -> list[LayerCost]:
+    """Per-MAC-layer cost of ``model`` (see the module docstring)."""
+    outs = float_trace(model)
     costs = []
-    for name, layer in mac_layers(probe):
-        src = outs[probe.layer_inputs[name][0]]
+    for name, layer in mac_layers(model):
+        src = outs[model.layer_inputs[name][0]]
         out = outs[name].value
         at = positions(tuple(out.shape[1:]))
         structure = _structure(layer, src.channel_mask)
