@@ -77,9 +77,41 @@ class Grid:
         """The numpy/ONNX storage type of the integers."""
         return "int8" if self.signed else "uint8"
 
-    def output_bounds(self, relu: bool) -> tuple[int, int]:
-        """Clamp bounds of a layer writing this grid; a fused ReLU raises lo to the zero point."""
-        return (max(self.lo, self.zero_point) if relu else self.lo), self.hi
+    def output_bounds(self, relu: bool, clamp: tuple[int, int] | None = None) -> tuple[int, int]:
+        """Clamp bounds of a layer writing this grid; a fused ReLU raises lo to the zero point, a
+        fused clamp (integer bounds, :meth:`clamp_bounds`) narrows both."""
+        lo, hi = (max(self.lo, self.zero_point) if relu else self.lo), self.hi
+        if clamp is not None:
+            lo, hi = max(lo, int(clamp[0])), min(hi, int(clamp[1]))
+        return lo, hi
+
+    def quantize_value(self, value: float) -> int:
+        """``Q(v) = clamp(z + floor(fl32(fl32(v) / s) + 1/2), lo, hi)``: what an output quantizer
+        (half up, float32 as the fake-quant forward computes) makes of the one real value ``v``;
+        ``Q(-inf) = lo``, ``Q(+inf) = hi``.
+
+        >>> Grid(0.5, 3, 4, False).quantize_value(6.0), Grid(0.5, 3, 4, False).quantize_value(-0.25)
+        (15, 3)
+        """
+        rounded = np.floor(np.float32(value) / np.float32(self.scale) + np.float32(0.5))
+        return int(np.clip(rounded + self.zero_point, self.lo, self.hi))
+
+    def clamp_bounds(self, min_val: float | None, max_val: float | None) -> tuple[int, int]:
+        """Integer bounds ``[Q(a), Q(b)]`` of the real clamp ``[a, b]`` (None: unbounded) on this grid
+        (contract, "Other layers": ReLU6 is ``[0, 6]``). Monotone ``Q`` makes quantizing the clamped
+        value equal clamping the quantized one. The clamp must contain 0, so that
+        ``Q(a) <= z <= Q(b)``; one away from zero is an elementwise function (a Lookup)."""
+        a, b = real_clamp(min_val, max_val)
+        return self.quantize_value(a), self.quantize_value(b)
+
+    def check_clamp(self, clamp: tuple[int, int] | None, what: str) -> None:
+        """A fused integer clamp must satisfy ``lo <= clamp_lo <= z <= clamp_hi <= hi``."""
+        if clamp is None:
+            return
+        c_lo, c_hi = clamp
+        if not self.lo <= c_lo <= self.zero_point <= c_hi <= self.hi:
+            raise ModelError(f"{what}: clamp [{c_lo}, {c_hi}] must lie in [{self.lo}, {self.hi}] and contain "
+                             f"the zero point {self.zero_point}")
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "zero_point": self.zero_point, "bits": self.bits, "signed": self.signed}
@@ -87,6 +119,21 @@ class Grid:
     @classmethod
     def from_dict(cls, d: dict) -> "Grid":
         return cls(float(d["scale"]), int(d["zero_point"]), int(d["bits"]), bool(d["signed"]))
+
+
+def real_clamp(min_val: float | None, max_val: float | None) -> tuple[float, float]:
+    """The real bounds ``[a, b]`` of a clamp that fuses into a requantizer (None: unbounded, +-inf):
+    ``a <= 0 <= b`` is required, else a one-line :class:`ModelError`.
+
+    >>> real_clamp(0, 6), real_clamp(None, 1.0)
+    ((0.0, 6.0), (-inf, 1.0))
+    """
+    a = -math.inf if min_val is None else float(min_val)
+    b = math.inf if max_val is None else float(max_val)
+    if not a <= 0.0 <= b:  # NaN fails too
+        raise ModelError(f"clamp [{a}, {b}] must contain 0 (ReLU6: [0, 6], hardtanh: [-1, 1]); a clamp away "
+                         "from zero is an elementwise function: a lookup (QuantActivation('hardtanh', ...))")
+    return a, b
 
 
 def quantize_host(x, grid: Grid) -> np.ndarray:

@@ -7,13 +7,16 @@ they came from, for reporting and dequantization. The PyTorch toolchain produces
 the ONNX exporter writes it (and reads it back), the HLS generator consumes it.
 
 Layer set (``docs/integer-contract.md``; catalogue in docs/layers.md): :class:`Input`,
-:class:`Conv` (any groups, depthwise included; stride, padding; dilation 1), :class:`Linear`,
-:class:`MaxPool`, :class:`AvgPool`, :class:`GlobalAvgPool`, :class:`Add` (residual),
-:class:`Flatten`. ReLU is fused into the requantization of the layer before it. Each type
+:class:`Conv` (1-D or 2-D; any groups, depthwise included; stride, padding, dilation), :class:`Linear`,
+:class:`MaxPool`, :class:`AvgPool` (ceil mode, ``count_include_pad``), :class:`GlobalAvgPool`, :class:`Add` (residual),
+:class:`Flatten`, :class:`Concat` (along channels), :class:`Upsample` (nearest, integer
+factors), :class:`Lookup` (an elementwise function as a table). ReLU and clamps (ReLU6,
+hardtanh) are fused into the requantization of the layer before it. Each type
 lives in its own module of :mod:`exporters.layers` (fields, shape and grid inference,
 checks, serialization, MAC counts); this module keeps the graph and re-exports them.
 
-Shapes exclude the batch dimension: ``(C, H, W)`` for feature maps, ``(F,)`` for vectors.
+Shapes exclude the batch dimension: ``(C, H, W)`` for feature maps, ``(C, L)`` for 1-D maps (a time
+series), ``(F,)`` for vectors.
 Biases are stored in the **subtract-first** form (``acc = b + sum w (x - z_x)``); the
 folded form ``b'`` is derived by :func:`folded_bias`.
 

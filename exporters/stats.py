@@ -38,7 +38,7 @@ def layer_stats(model: im.IntegerModel) -> list[dict]:
             continue
         in_shape = model.shape(layer.inputs[0])
         window = layer.window(model)
-        row = {"name": layer.name, "op": type(layer).__name__, "in_channels": in_shape[0],
+        row = {"name": layer.name, "op": layer.op_name(model), "in_channels": in_shape[0],
                "out_channels": model.shape(layer.name)[0], "kernel": None if window is None else list(window),
                "weight_bits": layer.weight_bits if isinstance(layer, im.MacLayer) else None,
                "act_bits": model.grid(layer.inputs[0]).bits, "out_bits": model.grid(layer.name).bits,

@@ -41,6 +41,11 @@ def integer(doc: str):
     return field(metadata={"kind": "int", "doc": doc})
 
 
+def flag(doc: str):
+    """A dataclass field rendered as ``static constexpr bool <name> = true|false;``."""
+    return field(metadata={"kind": "bool", "doc": doc})
+
+
 def ap_int(bits: int, signed: bool = True) -> str:
     """``ap_int<bits>`` or ``ap_uint<bits>``."""
     if bits < 1:

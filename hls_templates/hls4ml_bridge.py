@@ -14,7 +14,9 @@ converted):
 * every layer is one hls4ml's PyTorch front end converts: Conv (groups = 1), Linear,
   MaxPool and AvgPool without padding, Flatten, residual Add — one planning rule per layer
   type in :data:`STEPS`. Depthwise/grouped Conv and GlobalAvgPool (:data:`REFUSED`) are
-  refused (hls4ml 1.3 has no grouped Conv2d and no AdaptiveAvgPool for PyTorch).
+  refused (hls4ml 1.3 has no grouped Conv2d and no AdaptiveAvgPool for PyTorch), and so are
+  lookup tables (hls4ml's sigmoid/tanh read tables of its own resolution, not the model's)
+  and fused ReLU6/hardtanh clamps (an ``ap_fixed`` cast saturates only at the grid's ends).
 
 The mapping (a tensor with grid scale ``2^e`` and integers ``q`` is the real ``q * 2^e``):
 
@@ -224,7 +226,22 @@ def _plan_input(model, layer: im.Input, exps: dict, steps: list) -> None:
     steps.append(Step(layer.name, "input", (), {"result": input_type(grid, exps[layer.name])}))
 
 
+def _refuse_window(model, layer) -> None:
+    """The window geometries this bridge maps: 2-D, no dilation, no ceil-mode end padding."""
+    window = layer.geometry(model)
+    if window.rank != 2:
+        raise Hls4mlUnsupportedError(f"layer '{layer.name}': {layer.op_name(model)} (a 1-D layer) is not mapped to "
+                                     "hls4ml's 1-D layers here; use --hls templates")
+    if any(d != 1 for d in window.dilation):
+        raise Hls4mlUnsupportedError(f"layer '{layer.name}': dilation {window.dilation} is not mapped to hls4ml; "
+                                     "use --hls templates")
+    if any(window.extra):
+        raise Hls4mlUnsupportedError(f"layer '{layer.name}': ceil_mode (end padding {window.extra}) is not "
+                                     "supported by hls4ml's pooling; use --hls templates")
+
+
 def _plan_conv(model, layer: im.Conv, exps: dict, steps: list) -> None:
+    _refuse_window(model, layer)
     ey = _output_exponent(model, layer, exps)
     if layer.groups != 1:
         raise Hls4mlUnsupportedError(
@@ -251,6 +268,7 @@ def _plan_same_type(model, layer, exps: dict, steps: list, kind: str, keys: tupl
 
 
 def _plan_maxpool(model, layer: im.MaxPool, exps: dict, steps: list) -> None:
+    _refuse_window(model, layer)
     if any(layer.padding):
         raise Hls4mlUnsupportedError(f"layer '{layer.name}': MaxPool padding {layer.padding} is not supported "
                                      "(hls4ml pads with its own value, not the contract's)")
@@ -286,7 +304,15 @@ STEPS = {
 #: ... and the types it refuses, with the reason (checked before anything is converted).
 REFUSED = {
     im.GlobalAvgPool: "GlobalAvgPool has no hls4ml PyTorch equivalent (no AdaptiveAvgPool)",
+    im.Concat: ("Concat is not mapped to hls4ml (its Concatenate casts every input to one type: exact only "
+                "for power-of-two grid ratios, not wired here yet); use --hls templates"),
+    im.Upsample: "Upsample is not mapped to hls4ml (its UpSampling2D is not wired here yet); use --hls templates",
+    im.Lookup: ("a lookup table (an elementwise activation) has no exact hls4ml equivalent: hls4ml computes "
+                "sigmoid/tanh from its own tables of another resolution; use --hls templates"),
 }
+#: A fused clamp (ReLU6, hardtanh) narrows the output clamp below the grid's, which an ap_fixed cast cannot.
+CLAMP_REFUSED = ("a fused ReLU6/hardtanh clamp has no exact hls4ml equivalent (its ap_fixed cast saturates at "
+                 "the grid's ends only); use --hls templates")
 
 
 def hls4ml_plan(model: im.IntegerModel) -> list[Step]:
@@ -297,6 +323,8 @@ def hls4ml_plan(model: im.IntegerModel) -> list[Step]:
     for layer in model.layers:
         if type(layer) in REFUSED:
             raise Hls4mlUnsupportedError(f"layer '{layer.name}': {REFUSED[type(layer)]}")
+        if layer.output_clamp is not None:
+            raise Hls4mlUnsupportedError(f"layer '{layer.name}': {CLAMP_REFUSED}")
         rule = STEPS.get(type(layer))
         if rule is None:
             raise Hls4mlUnsupportedError(f"layer '{layer.name}': {type(layer).__name__} has no hls4ml mapping")
@@ -324,6 +352,7 @@ def _append_output_cast(steps: list[Step], step: Step, grid: Grid, ey: int, relu
 
 
 def _avgpool_step(model, layer: im.AvgPool, ex: int, ey: int, grid: Grid) -> Step:
+    _refuse_window(model, layer)
     if any(layer.padding):
         raise Hls4mlUnsupportedError(f"layer '{layer.name}': AvgPool padding {layer.padding} is not supported")
     window = layer.kernel[0] * layer.kernel[1]
@@ -607,10 +636,17 @@ def _snap_mac(model, layer: im.MacLayer, sy: float) -> None:
 
 def _snap_average(model, layer, sy: float) -> None:
     sx = model.grid(layer.input).scale
-    kh, kw = layer.window(model)
-    m, n = quantize_multiplier(sx / (sy * kh * kw))
+    taps = int(np.prod(layer.window(model)))
+    m, n = quantize_multiplier(sx / (sy * taps))
     c = layer.requant.multiplier.size
     layer.requant.multiplier, layer.requant.shift = np.full(c, m), np.full(c, n)
+    if getattr(layer, "partial_multipliers", ()):  # an AvgPool's edge windows: one (M, n) per count
+        layer.partial_multipliers, layer.partial_shifts = im.count_requant(sx, sy, range(1, taps))
+
+
+def _snap_concat(model, layer: im.Concat, sy: float) -> None:
+    pairs = [quantize_multiplier(model.grid(src).scale / sy) for src in layer.sources]
+    layer.multipliers, layer.shifts = tuple(m for m, _ in pairs), tuple(n for _, n in pairs)
 
 
 def _snap_add(model, layer: im.Add, sy: float) -> None:
@@ -618,10 +654,14 @@ def _snap_add(model, layer: im.Add, sy: float) -> None:
     layer.multipliers, layer.shift = tuple(int(v) for v in m), int(n)
 
 
+def _keep_table(model, layer: im.Lookup, sy: float) -> None:
+    """A table has no multiplier: its integers stay (and, like every integer here, mean another real)."""
+
+
 #: power_of_two_copy: how each requantizing layer type gets its power-of-two multipliers.
 SNAP_MULTIPLIERS = {
     im.Conv: _snap_mac, im.Linear: _snap_mac, im.AvgPool: _snap_average, im.GlobalAvgPool: _snap_average,
-    im.Add: _snap_add,
+    im.Add: _snap_add, im.Lookup: _keep_table, im.Concat: _snap_concat,
 }
 
 

@@ -42,6 +42,22 @@ def zoo(rng, **kw) -> im.IntegerModel:
     return b.build("zoo")
 
 
+def joins(rng, **kw) -> im.IntegerModel:
+    """Concat and Upsample paths the U-Net leaves out: a tensor concatenated with itself (a clone),
+    three inputs (a chain of two kernels), an input copied onto the output grid, the signed network
+    input as an input, a rectangular factor, a fused ReLU, and a Concat of vectors."""
+    b = Builder(rng, (2, 5, 6), **kw)
+    x = b.conv("input_q", 3)  # (3, 5, 6)
+    x = b.concat([x, x, "input_q"], copy_first=True)  # (8, 5, 6)
+    x = b.upsample(x, (1, 3))  # (8, 5, 18)
+    d = b.conv(x, 4, kernel=3, stride=2, padding=1)  # (4, 3, 9)
+    e = b.conv(d, 2, kernel=1, padding=0)
+    f = b.concat([d, e], relu=True)  # (6, 3, 9)
+    v = b.concat([b.global_avgpool(f), b.global_avgpool(d)])  # (10,)
+    b.linear(v, 3, relu=False, signed_out=True)
+    return b.build("joins")
+
+
 def sparse(rng, **kw) -> im.IntegerModel:
     """Half the weights zero, one depthwise filter and one Linear row entirely zero."""
     b = Builder(rng, (2, 8, 8), **kw)
@@ -90,6 +106,11 @@ CASES = {
     "lowbit-parallel": (examples.mlp, dict(weight_bits=2, act_bits=3, input_bits=3), dict(architecture="parallel")),
     "zoo-dataflow": (zoo, {}, dict(architecture="dataflow")),
     "zoo-parallel": (zoo, {}, dict(architecture="parallel")),
+    "unet-dataflow": (examples.unet, {}, dict(architecture="dataflow")),
+    "unet-parallel": (examples.unet, {}, dict(architecture="parallel")),
+    "joins-dataflow": (joins, {}, dict(architecture="dataflow")),
+    "joins-parallel": (joins, {}, dict(architecture="parallel", reuse_factor=2)),
+    "joins-extreme-dataflow": (joins, dict(zero_points="extreme"), dict(architecture="dataflow")),
 }
 
 
@@ -176,6 +197,15 @@ def test_dead_layer_left_out_and_clones_inserted(built):
     assert "depth=99" in top
 
 
+def test_a_long_concat_is_a_chain_of_two_input_kernels(built):
+    _, project, _, _ = built("joins-dataflow")
+    top = (project / "firmware" / "foldline_top.cpp").read_text()
+    assert top.count("foldline::concat_stream") == 4  # the 3-input Concat is two kernels, then two more
+    assert "concat2_part1" in top and top.count("foldline::upsample_stream") == 1
+    params = (project / "firmware" / "parameters.h").read_text()
+    assert "copy_a = true;" in params  # the input put on the output grid is copied
+
+
 def test_corrupted_golden_fails_and_reports_first_mismatch(built, tmp_path):
     _, project, expected, _ = built("cnn-dataflow")
     copy = tmp_path / "copy"
@@ -227,19 +257,22 @@ def test_missing_compiler_is_a_clear_error(built):
         run_csim(project, cxx="no-such-g++")
 
 
+def strict_syntax_check(project) -> subprocess.Popen:
+    """g++ checking a project as C++11 (Vivado HLS's dialect) with every warning an error, but the HLS
+    pragmas and loop labels g++ does not use (the ap types are system headers: their warnings are not ours)."""
+    from hls_templates.csim import ap_types_dir
+
+    return subprocess.Popen(
+        ["g++", "-std=c++11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+         "-Wno-unused-label", "-I", "firmware", "-isystem", str(ap_types_dir()), "firmware/foldline_top.cpp",
+         "foldline_top_test.cpp"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_kernels_are_warning_free_cpp11(built):
     """Every kernel template, instantiated by real projects, compiles as C++11 (Vivado HLS's
     dialect) without warnings other than the HLS pragmas and loop labels g++ does not use."""
-    from hls_templates.csim import ap_types_dir
-
-    names = ["zoo-dataflow", "zoo-parallel", "dws-dataflow", "dws-parallel"]
-    procs = []
-    for name in names:
-        _, project, _, _ = built(name)
-        procs.append(subprocess.Popen(
-            ["g++", "-std=c++11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
-             "-Wno-unused-label", "-I", "firmware", "-isystem", str(ap_types_dir()), "firmware/foldline_top.cpp",
-             "foldline_top_test.cpp"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    names = ["zoo-dataflow", "zoo-parallel", "dws-dataflow", "dws-parallel", "joins-dataflow", "joins-parallel"]
+    procs = [strict_syntax_check(built(name)[1]) for name in names]
     for name, proc in zip(names, procs):
         out = proc.communicate()[0]
         assert proc.returncode == 0, f"{name}: {out[:2000]}"
@@ -250,7 +283,7 @@ def test_kernels_are_warning_free_cpp11(built):
 def test_random_models_sweep(tmp_path, seed):
     """Random example, bit widths, zero points and architecture per seed (the simulator decides)."""
     rng = np.random.default_rng(1000 + seed)
-    name = ["mlp", "cnn", "depthwise_separable", "residual"][seed % 4]
+    name = ["mlp", "cnn", "depthwise_separable", "residual", "unet"][seed % 5]
     kw = dict(weight_bits=int(rng.integers(2, 9)), act_bits=int(rng.integers(2, 9)),
               input_bits=int(rng.integers(2, 9)), zero_points=str(rng.choice(["random", "extreme", "zero"])),
               random_requant=bool(rng.random() < 0.3))

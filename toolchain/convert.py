@@ -7,13 +7,21 @@ data. Each layer is then converted by the function registered for its type:
 * MAC layers: batch norm folded into ``w, b`` (running statistics), integer weights and
   scales from the layer's own weight quantizer, ``b_int = round(b / (s_x s_w[c]))``, and
   ``(M, n) = quantize_multipliers(s_x * s_w / s_y)``;
-* AvgPool / GlobalAvgPool: ``S = s_x / (s_y * window)``;
+* AvgPool / GlobalAvgPool: ``S = s_x / (s_y * window)``; an AvgPool whose edge windows count fewer
+  taps (ceil mode, ``count_include_pad=False``) also ``S_k = s_x / (s_y * k)`` per count ``k``
+  (``exporters.layers.avg_pool.count_requant``);
+* the 1-D layers (QuantConv1d, MaxPool1d, AvgPool1d) convert as the 2-D ones: the integer layers
+  take a ``(C, L)`` input;
 * QuantAdd: ``(M1, M2), n = quantize_shared_shift([s_1 / s_y, s_2 / s_y])``;
-* QuantReLU: fused into the requantization of the layer it follows (that layer's output
-  must feed nothing else); MaxPool2d and Flatten map one to one.
+* QuantConcat: per input ``(M_i, n_i) = quantize_multiplier(s_i / s_y)``; Upsample maps one to one;
+* QuantReLU and QuantClamp (:data:`FUSED`): fused into the requantization of the layer they
+  follow (that layer's output must feed nothing else), a clamp ``[a, b]`` as the integer
+  bounds ``[Q(a), Q(b)]`` on its grid; a layer's own ``clamp=(a, b)`` the same way;
+* QuantActivation: a Lookup, its table ``tabulate``d in float64 over the input grid;
+  MaxPool2d and Flatten map one to one.
 
-Integer layer names are the QuantNet layer names; a fused ReLU takes over its producer's
-name, so the integer model names the tensor the network really outputs.
+Integer layer names are the QuantNet layer names; a fused ReLU or clamp takes over its
+producer's name, so the integer model names the tensor the network really outputs.
 
 >>> from toolchain import build
 >>> net = build("mlp", input_shape=(1, 4, 4), hidden=(8,))
@@ -32,10 +40,12 @@ from torch import nn
 
 from exporters import integer_model as im
 from exporters.errors import FoldlineError, ModelError
-from exporters.requant import quantize_multipliers, quantize_shared_shift
+from exporters.requant import quantize_multiplier, quantize_multipliers, quantize_shared_shift
 from toolchain.nn import layers as L
+from toolchain.nn.functions import ACTIVATIONS, NOT_A_LOOKUP, float64_function
 from toolchain.nn.mac import QuantConv2d, QuantLinear
 from toolchain.nn.net import LAYER_TYPES, QuantNet
+from toolchain.nn.one_d import AvgPool1d, MaxPool1d, QuantConv1d
 from toolchain.quant import CalibrationError, QuantTensor
 
 
@@ -45,6 +55,36 @@ class UnsupportedModuleError(FoldlineError):
 
 def _supported() -> str:
     return ", ".join(sorted(LAYER_TYPES))
+
+
+#: torch.nn modules with a Foldline counterpart of another name, by lower-case class name.
+_ALTERNATIVES = {
+    "relu": "use toolchain.nn.QuantReLU, or relu=True on the layer before (fused)",
+    "relu6": "use clamp=(0, 6) on the layer before, or toolchain.nn.QuantClamp(0, 6) (fused)",
+    "hardtanh": "use clamp=(min_val, max_val) on the layer before, or toolchain.nn.QuantClamp (fused)",
+    "leakyrelu": "use toolchain.nn.QuantActivation('leaky_relu', {'negative_slope': ...})",
+    "softmax": f"softmax: {NOT_A_LOOKUP['softmax']}",
+    "logsoftmax": f"log_softmax: {NOT_A_LOOKUP['log_softmax']}",
+    "conv1d": "use toolchain.nn.QuantConv1d", "conv2d": "use toolchain.nn.QuantConv2d",
+    "maxpool1d": "use toolchain.nn.MaxPool1d", "avgpool1d": "use toolchain.nn.AvgPool1d",
+    "adaptiveavgpool1d": "use toolchain.nn.GlobalAvgPool (to size 1)",
+    "adaptiveavgpool2d": "use toolchain.nn.GlobalAvgPool (to 1x1)",
+    "batchnorm1d": "use bn=True on the conv or linear layer before (folded)",
+    "batchnorm2d": "use bn=True on the conv layer before (folded)",
+    "convtranspose1d": "transposed convolution is not supported; use toolchain.nn.Upsample then a QuantConv1d",
+    "convtranspose2d": "transposed convolution is not supported; use toolchain.nn.Upsample then a QuantConv2d",
+    "conv3d": "3-D convolution is not supported; use toolchain.nn.QuantConv2d or QuantConv1d",
+}
+
+
+def _refusal(path: str, module: nn.Module, supported: str) -> str:
+    """One line naming the module, its type and the nearest supported alternative."""
+    kind = type(module).__name__.lower()
+    alternative = _ALTERNATIVES.get(kind) or (
+        f"use toolchain.nn.QuantActivation('{kind}')" if kind in ACTIVATIONS else None)
+    hint = f"; {alternative}" if alternative else ""
+    return (f"module '{path}' ({type(module).__module__}.{type(module).__name__}) is not supported{hint}; "
+            f"supported: {supported}")
 
 
 def _first_unsupported(module: nn.Module, path: str):
@@ -66,17 +106,13 @@ def check_supported(model: nn.Module) -> None:
     if not isinstance(model, QuantNet):
         path, module = _first_unsupported(model, "")
         if module is not None:
-            raise UnsupportedModuleError(
-                f"module '{path}' ({type(module).__module__}.{type(module).__name__}) is not supported; "
-                f"supported: {_supported()} inside a toolchain.nn.QuantNet")
+            raise UnsupportedModuleError(_refusal(path, module, f"{_supported()} inside a toolchain.nn.QuantNet"))
         raise UnsupportedModuleError(
             f"model of type {type(model).__name__} is not a toolchain.nn.QuantNet; "
             f"build one from layers ({_supported()})")
     for lname, module in model.layers.items():
         if LAYER_TYPES.get(type(module).__name__) is not type(module):
-            raise UnsupportedModuleError(
-                f"module 'layers.{lname}' ({type(module).__module__}.{type(module).__name__}) is not supported; "
-                f"supported: {_supported()}")
+            raise UnsupportedModuleError(_refusal(f"layers.{lname}", module, _supported()))
 
 
 @contextlib.contextmanager
@@ -109,9 +145,21 @@ def _grid(meta: QuantTensor):
     return meta.grid()
 
 
-def _requant(scales, out: QuantTensor, relu: bool) -> im.Requant:
+def _clamp(module, out: QuantTensor) -> tuple[int, int] | None:
+    """A module's fused ``clamp=(a, b)`` as integer bounds ``[Q(a), Q(b)]`` on its output grid,
+    narrowed by its output quantizer's own real clamp (a learned range ``[0, q_m]``,
+    :meth:`toolchain.quant._Quantizer.real_clamp`)."""
+    quantizer = getattr(module, "out_quant", None)
+    clamps = [getattr(module, "clamp", None), quantizer.real_clamp() if quantizer is not None else None]
+    bounds = [_grid(out).clamp_bounds(*c) for c in clamps if c is not None]
+    if not bounds:
+        return None
+    return max(lo for lo, _ in bounds), min(hi for _, hi in bounds)
+
+
+def _requant(scales, out: QuantTensor, relu: bool, clamp: tuple[int, int] | None = None) -> im.Requant:
     m, n = quantize_multipliers(np.asarray(scales, dtype=np.float64) / float(out.scale))
-    return im.Requant(m, n, _grid(out), relu)
+    return im.Requant(m, n, _grid(out), relu, clamp)
 
 
 def _mac_fields(module, inputs, metas, meta) -> dict:
@@ -119,14 +167,14 @@ def _mac_fields(module, inputs, metas, meta) -> dict:
     w_int, w_scale = module.quantized_weight(x.channel_mask)
     b_int = module.quantized_bias(x.scale, x.channel_mask)
     w_scale64 = w_scale.double().numpy()
-    requant = _requant(float(x.scale) * w_scale64, meta, module.relu)
+    requant = _requant(float(x.scale) * w_scale64, meta, module.relu, _clamp(module, meta))
     return dict(weight=w_int.numpy(), bias=b_int.numpy(), weight_bits=module.weight_bits,
                 weight_scale=w_scale64, requant=requant)
 
 
 def _conv(name, module, inputs, metas, meta):
     return im.Conv(name, inputs[0], **_mac_fields(module, inputs, metas, meta), stride=module.stride,
-                   padding=module.padding, groups=module.groups)
+                   padding=module.padding, groups=module.groups, dilation=module.dilation)
 
 
 def _linear(name, module, inputs, metas, meta):
@@ -134,23 +182,50 @@ def _linear(name, module, inputs, metas, meta):
 
 
 def _avgpool(name, module, inputs, metas, meta):
+    """The full window's ``(M, n)`` per channel; where edge windows count ``k`` fewer taps, one ``(M_k, n_k)``
+    per count (the fake-quant forward divides by the same counts, ``F.avg_pool*d``)."""
     x = metas[inputs[0]]
-    window = module.kernel_size[0] * module.kernel_size[1]
+    window = int(np.prod(module.kernel_size))
     channels = x.value.shape[1]
     rq = _requant(np.full(channels, float(x.scale) / window), meta, False)
-    return im.AvgPool(name, inputs[0], module.kernel_size, module.stride, module.padding, rq)
+    layer = im.AvgPool(name, inputs[0], module.kernel_size, module.stride, module.padding, rq, module.ceil_mode,
+                       module.count_include_pad)
+    if layer.divides_by_count_over(tuple(x.value.shape[2:])):
+        layer.partial_multipliers, layer.partial_shifts = im.count_requant(x.scale, meta.scale, range(1, window))
+    return layer
 
 
 def _global_avgpool(name, module, inputs, metas, meta):
     x = metas[inputs[0]]
-    _, channels, h, w = x.value.shape
-    return im.GlobalAvgPool(name, inputs[0], _requant(np.full(channels, float(x.scale) / (h * w)), meta, False))
+    channels, window = x.value.shape[1], int(np.prod(x.value.shape[2:]))
+    return im.GlobalAvgPool(name, inputs[0], _requant(np.full(channels, float(x.scale) / window), meta, False))
 
 
 def _add(name, module, inputs, metas, meta):
     a, b = (metas[s] for s in inputs)
     ms, n = quantize_shared_shift([float(a.scale) / float(meta.scale), float(b.scale) / float(meta.scale)])
-    return im.Add(name, inputs[0], inputs[1], tuple(int(v) for v in ms), int(n), _grid(meta), module.relu)
+    return im.Add(name, inputs[0], inputs[1], tuple(int(v) for v in ms), int(n), _grid(meta), module.relu,
+                  _clamp(module, meta))
+
+
+def _lookup(name, module, inputs, metas, meta):
+    """The function tabulated over the input grid (contract, "Lookup"), in float64."""
+    in_grid, out_grid = _grid(metas[inputs[0]]), _grid(meta)
+    try:
+        table = im.tabulate(float64_function(module.function, module.params), in_grid, out_grid)
+    except ModelError as exc:
+        raise ModelError(f"layer '{name}' ({module.describe()}): {exc}") from None
+    return im.Lookup(name, inputs[0], table, out_grid, module.describe())
+
+
+def _concat(name, module, inputs, metas, meta):
+    pairs = [quantize_multiplier(float(metas[src].scale) / float(meta.scale)) for src in inputs]
+    return im.Concat(name, inputs, [m for m, _ in pairs], [n for _, n in pairs], _grid(meta), module.relu,
+                     _clamp(module, meta))
+
+
+def _upsample(name, module, inputs, metas, meta):
+    return im.Upsample(name, inputs[0], module.scale_factor)
 
 
 def _input(name, module, inputs, metas, meta):
@@ -158,7 +233,7 @@ def _input(name, module, inputs, metas, meta):
 
 
 def _maxpool(name, module, inputs, metas, meta):
-    return im.MaxPool(name, inputs[0], module.kernel_size, module.stride, module.padding)
+    return im.MaxPool(name, inputs[0], module.kernel_size, module.stride, module.padding, module.ceil_mode)
 
 
 def _flatten(name, module, inputs, metas, meta):
@@ -168,17 +243,28 @@ def _flatten(name, module, inputs, metas, meta):
 CONVERTERS = {
     L.QuantInput: _input, QuantConv2d: _conv, QuantLinear: _linear, L.AvgPool2d: _avgpool,
     L.GlobalAvgPool: _global_avgpool, L.QuantAdd: _add, L.MaxPool2d: _maxpool, L.Flatten: _flatten,
+    L.QuantActivation: _lookup, L.QuantConcat: _concat, L.Upsample: _upsample,
+    QuantConv1d: _conv, MaxPool1d: _maxpool, AvgPool1d: _avgpool,
+}
+
+#: Modules fused into the requantizing layer before them: ``fuse(layer, module, x)`` narrows that
+#: layer's output clamp (``x`` is the module's input QuantTensor) and says whether it could.
+FUSED = {
+    L.QuantReLU: lambda layer, module, x: layer.fuse_relu(),
+    L.QuantClamp: lambda layer, module, x: layer.fuse_clamp(module.bounds(x)),
 }
 
 
-def _fuse_relu(lname: str, source: str, layers: list[im.Layer], consumers: dict[str, list[str]]) -> None:
+def _fuse(lname: str, module: nn.Module, source: str, x: QuantTensor, layers: list[im.Layer],
+          consumers: dict[str, list[str]]) -> None:
+    kind = type(module).__name__
     producer = layers[-1] if layers else None
     if producer is None or producer.name != source:
-        raise ModelError(f"layer '{lname}': a QuantReLU must directly follow the layer it reads ('{source}')")
+        raise ModelError(f"layer '{lname}': a {kind} must directly follow the layer it reads ('{source}')")
     if consumers[source] != [lname]:
-        raise ModelError(f"layer '{lname}': cannot fuse the ReLU, '{source}' also feeds {consumers[source]}")
-    if not producer.fuse_relu():
-        raise ModelError(f"layer '{lname}': a QuantReLU must follow a requantizing layer "
+        raise ModelError(f"layer '{lname}': cannot fuse the {kind}, '{source}' also feeds {consumers[source]}")
+    if not FUSED[type(module)](producer, module, x):
+        raise ModelError(f"layer '{lname}': a {kind} must follow a requantizing layer "
                          f"(Conv, Linear, Add, AvgPool), not {type(producer).__name__}")
     producer.name = lname
 
@@ -195,8 +281,8 @@ def to_integer_model(model: nn.Module, example_input: torch.Tensor | None = None
     layers: list[im.Layer] = []
     for lname, module in model.layers.items():
         inputs = [rename.get(s, s) for s in model.layer_inputs[lname]]
-        if isinstance(module, L.QuantReLU):
-            _fuse_relu(lname, inputs[0], layers, consumers)
+        if type(module) in FUSED:
+            _fuse(lname, module, inputs[0], metas[model.layer_inputs[lname][0]], layers, consumers)
             rename[inputs[0]] = lname
             continue
         metas_by_name = {rename.get(k, k): v for k, v in metas.items()}

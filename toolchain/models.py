@@ -6,7 +6,7 @@
 ``power_of_two`` (False; True puts every quantizer in power-of-two mode, see
 :mod:`toolchain.quant`: what the hls4ml backend needs — ``mlp`` and ``cnn`` then pass its
 check; ``resnet`` and ``dsconv`` hold a global average pool (and ``dsconv`` depthwise
-convs), which hls4ml refuses whatever the scales).
+convs), ``unet`` a concatenation and an upsampling, which hls4ml refuses whatever the scales).
 
 * ``mlp``: flatten -> linear+BN+ReLU per ``hidden`` (default ``(64, 32)``) -> linear.
 * ``cnn``: conv3x3(16)+BN+ReLU -> maxpool2 -> conv3x3(32)+BN+ReLU -> maxpool2 -> flatten -> linear.
@@ -14,9 +14,12 @@ convs), which hls4ml refuses whatever the scales).
   conv+BN, add+ReLU) -> avgpool2 -> residual block -> global average pool -> linear.
 * ``dsconv``: conv3x3(16, stride 2)+BN+ReLU -> [depthwise 3x3+BN+ReLU -> pointwise
   1x1+BN+ReLU] x2 (32, 64 channels; the second depthwise has stride 2) -> global average pool -> linear.
+* ``unet``: a small U-Net: enc conv3x3(8)+BN+ReLU -> maxpool2 -> conv3x3(16)+BN+ReLU -> nearest
+  upsampling x2 -> concat with enc (the skip) -> conv3x3(8)+BN+ReLU -> maxpool2 -> flatten -> linear
+  (H and W even).
 
 >>> [build(name, input_shape=(1, 8, 8))(torch.zeros(2, 1, 8, 8)).shape[1] for name in MODELS]
-[10, 10, 10, 10]
+[10, 10, 10, 10, 10]
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from __future__ import annotations
 import torch
 
 from exporters.errors import FoldlineError
-from toolchain.nn import (AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantConv2d, QuantInput,
-                          QuantLinear, QuantNet)
+from toolchain.nn import (AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantConcat, QuantConv2d,
+                          QuantInput, QuantLinear, QuantNet, Upsample)
 
 
 class UnknownModelError(FoldlineError):
@@ -126,7 +129,25 @@ def dsconv(input_shape=(1, 28, 28), num_classes=10, width=1.0, **kw) -> QuantNet
     return QuantNet(layers, input_shape, name="dsconv")
 
 
-_BUILDERS = {"mlp": mlp, "cnn": cnn, "resnet": resnet, "dsconv": dsconv}
+def unet(input_shape=(1, 28, 28), num_classes=10, width=1.0, **kw) -> QuantNet:
+    c, h, w = input_shape
+    c1, c2 = _channels(8, width), _channels(16, width)
+    layers = [
+        ("quant_in", _input(kw)),
+        ("enc", _conv_bn_relu(c, c1, 3, kw)),
+        ("pool1", MaxPool2d(2)),
+        ("mid", _conv_bn_relu(c1, c2, 3, kw)),
+        ("up", Upsample(2)),
+        ("skip", QuantConcat(kw.get("act_bits", 8), **_pow2(kw)), ["enc", "up"]),
+        ("dec", _conv_bn_relu(c1 + c2, c1, 3, kw)),
+        ("pool2", MaxPool2d(2)),
+        ("flatten", Flatten()),
+        ("head", _head(c1 * (h // 2) * (w // 2), num_classes, kw)),
+    ]
+    return QuantNet(layers, input_shape, name="unet")
+
+
+_BUILDERS = {"mlp": mlp, "cnn": cnn, "resnet": resnet, "dsconv": dsconv, "unet": unet}
 MODELS = tuple(_BUILDERS)
 
 

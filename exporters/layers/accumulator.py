@@ -18,7 +18,7 @@ from exporters.bounds import MAX_ACC_BITS, Bounds, check_width, mac_bounds
 from exporters.errors import ModelError
 from exporters.grid import check_bits, signed_narrow_range
 from exporters.layers.base import (INITIALIZER, INT32, Requant, SingleInput, Work, bit_operations, mac_count,
-                                   positions)
+                                   narrow_clamp, positions)
 
 
 class Accumulating:
@@ -51,6 +51,14 @@ class Accumulating:
     def fuse_relu(self) -> bool:
         self.requant.relu = True
         return True
+
+    def fuse_clamp(self, bounds) -> bool:
+        self.requant.clamp = narrow_clamp(self.requant.clamp, bounds)
+        return True
+
+    @property
+    def output_clamp(self):
+        return self.requant.clamp
 
     def to_dict(self, model) -> dict:
         d = super().to_dict(model)

@@ -16,11 +16,12 @@ import numpy as np
 from exporters.bounds import signed_width
 from exporters.errors import ModelError
 from exporters.grid import Grid
-from exporters.layers.base import Layer, check_multipliers, check_shifts
+from exporters.layers.base import Layer, as_clamp, check_multipliers, check_shifts
+from exporters.layers.joining import Joining
 
 
 @dataclass(eq=False)
-class Add(Layer):
+class Add(Joining, Layer):
     """Residual add: ``y = clamp(z_y + ((M1 (x1 - z1) + M2 (x2 - z2) + 2^(n-1)) >> n))``."""
 
     a: str
@@ -29,34 +30,24 @@ class Add(Layer):
     shift: int
     out: Grid
     relu: bool = False
+    clamp: tuple[int, int] | None = None  # a fused ReLU6 / hardtanh (integer bounds, as Requant.clamp)
 
     INPUT_FIELDS: typing.ClassVar[tuple[str, ...]] = ("a", "b")
-    requantizes = True
 
     def __post_init__(self) -> None:
         self.multipliers = tuple(int(m) for m in self.multipliers)
         self.shift = int(self.shift)
+        self.clamp = as_clamp(self.clamp)
 
     def output_shape(self, in_shapes):
         if in_shapes[0] != in_shapes[1]:
             raise ModelError(f"layer '{self.name}': Add inputs have shapes {in_shapes[0]} and {in_shapes[1]}")
         return in_shapes[0]
 
-    def output_grid(self, in_grids):
-        return self.out
-
     def check(self, model) -> None:
         check_multipliers(self.name, np.array(self.multipliers))
         check_shifts(self.name, np.array([self.shift]))
-
-    def fuse_relu(self) -> bool:
-        self.relu = True
-        return True
-
-    def term_bounds(self, model) -> list[tuple[int, int]]:
-        """``[lo_i, hi_i]`` of each term ``M_i (x_i - z_i)`` over its input grid."""
-        grids = [model.grid(s) for s in self.inputs]
-        return [(m * (g.lo - g.zero_point), m * (g.hi - g.zero_point)) for g, m in zip(grids, self.multipliers)]
+        self.out.check_clamp(self.clamp, f"layer '{self.name}'")
 
     def sum_bounds(self, model) -> tuple[int, int]:
         """Exact ``[lo, hi]`` of ``M1 (x1 - z1) + M2 (x2 - z2)`` (each term's range contains 0)."""

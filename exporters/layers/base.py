@@ -34,6 +34,9 @@ INT32 = (-(1 << 31), (1 << 31) - 1)
 #: ``field(metadata=INITIALIZER)``: the array is stored as the ONNX initializer ``<layer>.<field>``.
 INITIALIZER = {"initializer": True}
 
+#: ``channel_labels``: an output element that carries none of the tracked channels.
+UNTRACKED = -1
+
 
 def pair(v) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``[2, 1] -> (2, 1)`` (kernel, stride and padding fields)."""
@@ -41,8 +44,9 @@ def pair(v) -> tuple[int, int]:
 
 
 def positions(shape: tuple[int, ...]) -> int:
-    """Output positions per channel of a tensor of ``shape``: ``H * W`` for ``(C, H, W)``, 1 for ``(F,)``."""
-    return int(np.prod(shape[1:])) if len(shape) == 3 else 1
+    """Output positions per channel of a tensor of ``shape``: ``H * W`` for ``(C, H, W)``, ``L`` for
+    ``(C, L)``, 1 for ``(F,)``."""
+    return int(np.prod(shape[1:], dtype=np.int64))
 
 
 def check_multipliers(layer: str, m: np.ndarray) -> None:
@@ -57,20 +61,25 @@ def check_shifts(layer: str, n: np.ndarray) -> None:
 
 @dataclass(eq=False)
 class Requant:
-    """``y[c] = clamp(z + ((acc[c] * M[c] + 2^(n[c]-1)) >> n[c]), lo, hi)`` into grid ``out``."""
+    """``y[c] = clamp(z + ((acc[c] * M[c] + 2^(n[c]-1)) >> n[c]), lo, hi)`` into grid ``out``.
+
+    ``[lo, hi]`` is the grid's, raised to ``z`` by a fused ReLU and narrowed by a fused clamp
+    (ReLU6, hardtanh: integer bounds ``[Q(a), Q(b)]``, :meth:`exporters.grid.Grid.clamp_bounds`)."""
 
     multiplier: np.ndarray
     shift: np.ndarray
     out: Grid
     relu: bool = False
+    clamp: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.multiplier = np.asarray(self.multiplier, dtype=np.int64).reshape(-1)
         self.shift = np.asarray(self.shift, dtype=np.int64).reshape(-1)
+        self.clamp = as_clamp(self.clamp)
 
     @property
     def bounds(self) -> tuple[int, int]:
-        return self.out.output_bounds(self.relu)
+        return self.out.output_bounds(self.relu, self.clamp)
 
     def check(self, layer: str, channels: int) -> None:
         for what, arr in (("multiplier", self.multiplier), ("shift", self.shift)):
@@ -78,14 +87,26 @@ class Requant:
                 raise ModelError(f"layer '{layer}': {what} has shape {arr.shape}, expected ({channels},)")
         check_multipliers(layer, self.multiplier)
         check_shifts(layer, self.shift)
+        self.out.check_clamp(self.clamp, f"layer '{layer}'")
 
     def to_dict(self) -> dict:
         return {"multiplier": self.multiplier.tolist(), "shift": self.shift.tolist(),
-                "out": self.out.to_dict(), "relu": self.relu}
+                "out": self.out.to_dict(), "relu": self.relu, "clamp": _plain(self.clamp)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Requant":
-        return cls(d["multiplier"], d["shift"], Grid.from_dict(d["out"]), bool(d["relu"]))
+        return cls(d["multiplier"], d["shift"], Grid.from_dict(d["out"]), bool(d["relu"]), d.get("clamp"))
+
+
+def as_clamp(clamp) -> tuple[int, int] | None:
+    """A fused clamp's integer bounds as a tuple (None: no clamp)."""
+    return None if clamp is None else (int(clamp[0]), int(clamp[1]))
+
+
+def narrow_clamp(current: tuple[int, int] | None, bounds: tuple[int, int]) -> tuple[int, int]:
+    """A second fused clamp after a first one: the intersection (both contain the zero point)."""
+    lo, hi = as_clamp(bounds)
+    return (lo, hi) if current is None else (max(current[0], lo), min(current[1], hi))
 
 
 @dataclass(frozen=True)
@@ -127,17 +148,21 @@ def _plain(value):
 
 @dataclass(eq=False)
 class Layer:
-    """Base of every layer type. Subclasses list the fields naming their inputs in ``INPUT_FIELDS``."""
+    """Base of every layer type. Subclasses list the fields naming their inputs in ``INPUT_FIELDS``
+    (one name each), or set ``VARIADIC_INPUTS`` to the one tuple field naming all of them (Concat)."""
 
     name: str
 
     INPUT_FIELDS: typing.ClassVar[tuple[str, ...]] = ()
+    VARIADIC_INPUTS: typing.ClassVar[str | None] = None
     requantizes: typing.ClassVar[bool] = False
     accumulates: typing.ClassVar[bool] = False
     is_free_view: typing.ClassVar[bool] = False
 
     @property
     def inputs(self) -> tuple[str, ...]:
+        if self.VARIADIC_INPUTS:
+            return tuple(getattr(self, self.VARIADIC_INPUTS))
         return tuple(getattr(self, f) for f in self.INPUT_FIELDS)
 
     @property
@@ -157,9 +182,13 @@ class Layer:
     def check(self, model) -> None:
         """The contract rules beyond shapes (run by ``IntegerModel.validate``); none by default."""
 
-    def window(self, model) -> tuple[int, int] | None:
-        """The ``(rows, columns)`` window a layer slides or reduces over; None if it has none."""
+    def window(self, model) -> tuple[int, ...] | None:
+        """The window a layer slides or reduces over, ``(rows, columns)`` (``(k,)`` in 1-D); None if it has none."""
         return None
+
+    def op_name(self, model) -> str:
+        """The operator name the report's layer rows use: the type's (a 1-D window layer adds ``1d``)."""
+        return type(self).__name__
 
     def work(self, model) -> Work:
         """MACs, BOPs, parameters and weight memory of one inference; nothing by default."""
@@ -169,16 +198,27 @@ class Layer:
         """Which tracked channel each output element carries, given ``labels`` of the elements of
         input ``position``'s channels (channel pruning follows channels through a layer with it).
         A per-channel layer keeps them (the default); a layer mixing channels (a MAC layer)
-        ends the trail instead."""
+        ends the trail instead. :data:`UNTRACKED` marks an element that carries none of them
+        (a Concat's other inputs)."""
         return labels
 
     def fuse_relu(self) -> bool:
         """Fold a following ReLU into this layer's output clamp; False if it has no requantizer."""
         return False
 
+    def fuse_clamp(self, bounds: tuple[int, int]) -> bool:
+        """Narrow this layer's output clamp to the integer ``bounds`` of a following ReLU6 / hardtanh
+        (``Grid.clamp_bounds`` on its output grid); False if it has no requantizer."""
+        return False
+
+    @property
+    def output_clamp(self) -> tuple[int, int] | None:
+        """The integer bounds of a fused clamp, or None."""
+        return None
+
     # -- serialization (ONNX metadata) ----------------------------------------------------
     def _stored_fields(self):
-        return [f for f in fields(self) if f.name != "name" and f.name not in self.INPUT_FIELDS]
+        return [f for f in fields(self) if f.name not in ("name", self.VARIADIC_INPUTS, *self.INPUT_FIELDS)]
 
     def to_dict(self, model) -> dict:
         """The layer as JSON-ready data: type, name, inputs, then each field in declaration order."""
@@ -197,7 +237,10 @@ class Layer:
         """Inverse of :meth:`to_dict`; ``arrays`` are the ONNX initializers by name. A field
         missing from ``d`` takes its default (files written before the field existed)."""
         name = d["name"]
-        kwargs = {"name": name, **dict(zip(cls.INPUT_FIELDS, d["inputs"]))}
+        if cls.VARIADIC_INPUTS:
+            kwargs = {"name": name, cls.VARIADIC_INPUTS: tuple(d["inputs"])}
+        else:
+            kwargs = {"name": name, **dict(zip(cls.INPUT_FIELDS, d["inputs"]))}
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             if f.name in kwargs:

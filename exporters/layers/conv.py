@@ -1,6 +1,8 @@
-"""Conv: a 2-D convolution, any groups (depthwise included), stride, zero-point padding,
-dilation 1; ``acc = b + sum w (x - z_x)`` then requantization (contract, "Multiply-accumulate
-layers"). Which input channel each tap reads is :attr:`ConvolutionView.input_channel`."""
+"""Conv: a 1-D or 2-D convolution, any groups (depthwise included), stride, zero-point padding,
+dilation; ``acc = b + sum w (x - z_x)`` then requantization (contract, "Multiply-accumulate
+layers" and "Window geometry"). The weight's rank says which: ``(O, I/groups, kh, kw)`` on a
+``(C, H, W)`` input, ``(O, I/groups, k)`` on a ``(C, L)`` input (``Conv1d``). Which input channel
+each tap reads is :attr:`ConvolutionView.input_channel`."""
 
 from __future__ import annotations
 
@@ -8,39 +10,50 @@ from dataclasses import dataclass
 
 from exporters.errors import ModelError
 from exporters.layers.accumulator import MacLayer
-from exporters.layers.base import pair
-from exporters.layers.window import ConvolutionView, check_window, spatial_input, window_output
+from exporters.layers.window import SPATIAL_RANKS, ConvolutionView, Window, Windowed, spatial, spatial_input
 
 
 @dataclass(eq=False)
-class Conv(MacLayer):
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
+class Conv(Windowed, MacLayer):
+    stride: tuple[int, ...] = (1, 1)
+    padding: tuple[int, ...] = (0, 0)
     groups: int = 1
+    dilation: tuple[int, ...] = (1, 1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.stride, self.padding = pair(self.stride), pair(self.padding)
+        rank = self.rank
+        self.stride, self.padding, self.dilation = (spatial(v, rank) for v in (self.stride, self.padding,
+                                                                                self.dilation))
 
     @property
-    def kernel(self) -> tuple[int, int]:
+    def rank(self) -> int:
+        """Spatial axes: 2 for a ``(O, I, kh, kw)`` weight, 1 for ``(O, I, k)``."""
+        return self.weight.ndim - 2 if self.weight.ndim - 2 in SPATIAL_RANKS else 2
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
         return tuple(self.weight.shape[2:])
 
+    def geometry(self, model=None) -> Window:
+        return Window(self.kernel, self.stride, self.padding, self.dilation, (0,) * self.rank)
+
     def convolution(self, model=None) -> ConvolutionView:
-        return ConvolutionView(self.weight, self.groups, self.stride, self.padding)
+        return ConvolutionView(self.weight, self.groups, self.geometry())
 
     def window(self, model):
         return self.kernel
 
     def output_shape(self, in_shapes):
-        c, h, w = spatial_input(self, in_shapes)
-        if self.weight.ndim != 4:
-            raise ModelError(f"layer '{self.name}': Conv weight must be 4-D (O, I/groups, kh, kw)")
-        o, i, kh, kw = self.weight.shape
-        g = self.groups
+        shape = spatial_input(self, in_shapes, one_d=True)
+        if self.weight.ndim - 2 not in SPATIAL_RANKS or self.weight.ndim != len(shape) + 1:
+            raise ModelError(f"layer '{self.name}': Conv weight {self.weight.shape} must be (O, I/groups, kh, kw) "
+                             f"on a (C, H, W) input or (O, I/groups, k) on a (C, L) input, got input {shape}")
+        o, i = self.weight.shape[:2]
+        c, g = shape[0], self.groups
         if g < 1 or c % g or o % g or i * g != c:
             raise ModelError(
                 f"layer '{self.name}': weight {self.weight.shape} with groups={g} does not fit {c} input channels"
             )
-        check_window(self.name, (kh, kw), self.stride, self.padding)
-        return (o, *window_output(self.name, (h, w), (kh, kw), self.stride, self.padding))
+        window = Window.over(self.name, shape[1:], self.kernel, self.stride, self.padding, self.dilation)
+        return (o, *window.output(shape[1:]))

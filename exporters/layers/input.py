@@ -20,8 +20,8 @@ class Input(Layer):
     grid: Grid
 
     def output_shape(self, in_shapes):
-        if not self.shape or any(int(d) < 1 for d in self.shape) or len(self.shape) not in (1, 3):
-            raise ModelError(f"input '{self.name}': shape {self.shape} must be (C, H, W) or (F,), all >= 1")
+        if not self.shape or any(int(d) < 1 for d in self.shape) or len(self.shape) not in (1, 2, 3):
+            raise ModelError(f"input '{self.name}': shape {self.shape} must be (C, H, W), (C, L) or (F,), all >= 1")
         return tuple(int(d) for d in self.shape)
 
     def output_grid(self, in_grids):

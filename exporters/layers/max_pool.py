@@ -1,5 +1,6 @@
 """MaxPool: the maximum over each window, on the integers directly (contract: same scale and
-zero point in and out; padded taps never win)."""
+zero point in and out; padded taps never win), 1-D (``kernel`` of one value, input ``(C, L)``) or
+2-D; ``ceil_mode`` as PyTorch's, i.e. extra end padding (:class:`~exporters.layers.window.Window`)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,36 @@ from dataclasses import dataclass
 
 from exporters.errors import ModelError
 from exporters.layers.base import SingleInput, pair
-from exporters.layers.window import check_window, spatial_input, window_output
+from exporters.layers.window import Window, Windowed, spatial, spatial_input
 
 
 @dataclass(eq=False)
-class MaxPool(SingleInput):
-    kernel: tuple[int, int]
-    stride: tuple[int, int] | None = None
-    padding: tuple[int, int] = (0, 0)
+class MaxPool(Windowed, SingleInput):
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...] | None = None
+    padding: tuple[int, ...] = (0, 0)
+    ceil_mode: bool = False
 
     def __post_init__(self) -> None:
         self.kernel = pair(self.kernel)
-        self.stride = pair(self.stride) if self.stride is not None else self.kernel
-        self.padding = pair(self.padding)
+        rank = len(self.kernel)
+        self.stride = spatial(self.stride, rank) if self.stride is not None else self.kernel
+        self.padding = spatial(self.padding, rank)
+        self.ceil_mode = bool(self.ceil_mode)
+
+    def _window(self, size: tuple[int, ...]) -> Window:
+        window = Window.over(self.name, size, self.kernel, self.stride, self.padding, ceil_mode=self.ceil_mode)
+        if any(p >= k for p, k in zip(self.padding, self.kernel)):
+            raise ModelError(f"layer '{self.name}': MaxPool padding {self.padding} must be smaller than the kernel "
+                             f"{self.kernel}")
+        return window
+
+    def geometry(self, model) -> Window:
+        return self._window(model.shape(self.input)[1:])
 
     def output_shape(self, in_shapes):
-        c, h, w = spatial_input(self, in_shapes)
-        kernel, pad = self.kernel, self.padding
-        check_window(self.name, kernel, self.stride, pad)
-        if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
-            raise ModelError(f"layer '{self.name}': MaxPool padding {pad} must be smaller than the kernel {kernel}")
-        return (c, *window_output(self.name, (h, w), kernel, self.stride, pad))
+        shape = spatial_input(self, in_shapes, one_d=True)
+        return (shape[0], *self._window(shape[1:]).output(shape[1:]))
 
     def window(self, model):
         return self.kernel

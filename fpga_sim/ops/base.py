@@ -100,6 +100,8 @@ class Op:
     attributes: ClassVar[Mapping[str, Attr]] = {}
     same_dtype: ClassVar[tuple[tuple[str, ...], ...]] = ()
     """Groups of input names; inputs of one group must share a dtype (when present)."""
+    variadic: ClassVar[bool] = False
+    """The last declared input may repeat (ONNX variadic, at least once): e.g. Concat's inputs."""
     reuses_input: ClassVar[int | None] = None
     """Index of the input whose buffer ``_run`` may write its result into, when the
     simulator passes that buffer as ``out=`` (it does so only for a tensor that no
@@ -144,12 +146,18 @@ class Op:
                 )
         return values
 
+    def _specs(self, count: int) -> tuple[Input, ...]:
+        """The declaration of each of ``count`` inputs (a variadic last one repeated)."""
+        if self.variadic and count > len(self.inputs):
+            return self.inputs + (self.inputs[-1],) * (count - len(self.inputs))
+        return self.inputs
+
     def _check_arity(self, node: onnx.NodeProto) -> None:
         given = list(node.input)
-        if len(given) > len(self.inputs):
+        if len(given) > len(self.inputs) and not self.variadic:
             raise ValueError(f"takes at most {len(self.inputs)} inputs, got {len(given)}")
         given += [""] * (len(self.inputs) - len(given))
-        for spec, tensor in zip(self.inputs, given):
+        for spec, tensor in zip(self._specs(len(given)), given):
             if not tensor and not spec.optional:
                 raise ValueError(f"required input {spec.name!r} is missing")
         if not node.output or not node.output[0]:
@@ -160,13 +168,14 @@ class Op:
 
     def _check_known(self, known: Sequence[Known | None]) -> None:
         seen: dict[str, np.dtype] = {}
-        for spec, info in zip(self.inputs, known):
+        for spec, info in zip(self._specs(len(known)), known):
             if info is None:
                 continue
             if spec.constant and info.value is None:
                 raise ValueError(f"input {spec.name!r} must be an initializer")
             if info.dtype is not None:
                 self._check_dtype(spec, info.dtype)
+                self._check_repeat(seen, spec, info.dtype)
                 seen[spec.name] = info.dtype
             if spec.scalar and info.shape is not None and not is_scalar_shape(info.shape):
                 raise ValueError(f"input {spec.name!r} must be a scalar, got shape {list(info.shape)}")
@@ -176,6 +185,12 @@ class Op:
         if dtype not in spec.dtypes:
             allowed = ", ".join(sorted(d.name for d in spec.dtypes))
             raise ValueError(f"input {spec.name!r} has dtype {dtype}, supported: {allowed}")
+
+    @staticmethod
+    def _check_repeat(seen: Mapping[str, np.dtype], spec: Input, dtype: np.dtype) -> None:
+        """A variadic input's occurrences share one dtype (ONNX's variadic inputs are homogeneous)."""
+        if spec.name in seen and seen[spec.name] != dtype:
+            raise ValueError(f"every input {spec.name!r} must have one dtype, got {seen[spec.name]} and {dtype}")
 
     def _check_same_dtype(self, seen: Mapping[str, np.dtype]) -> None:
         for group in self.same_dtype:
@@ -204,12 +219,13 @@ class Op:
 
     def _check_runtime(self, inputs: Sequence[np.ndarray | None]) -> None:
         seen: dict[str, np.dtype] = {}
-        for spec, value in zip(self.inputs, inputs):
+        for spec, value in zip(self._specs(len(inputs)), inputs):
             if value is None:
                 continue
             self._check_dtype(spec, value.dtype)
             if spec.scalar and not is_scalar_shape(value.shape):
                 raise ValueError(f"input {spec.name!r} must be a scalar, got shape {list(value.shape)}")
+            self._check_repeat(seen, spec, value.dtype)
             seen[spec.name] = value.dtype
         self._check_same_dtype(seen)
 

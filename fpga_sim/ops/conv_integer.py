@@ -1,4 +1,7 @@
-"""ConvInteger (2-D): int32 sums of (x - x_zp) * (w - w_zp); padded taps hold x_zp."""
+"""ConvInteger (1-D and 2-D): int32 sums of (x - x_zp) * (w - w_zp); padded taps hold x_zp.
+
+A 1-D convolution (x ``(N, C, L)``, w ``(O, C/group, k)``) is, by the specification's N-D
+definition, the 2-D one over a single row: it runs as such (:func:`as_2d_attributes`)."""
 
 from __future__ import annotations
 
@@ -35,12 +38,43 @@ class Geometry(NamedTuple):
     out: tuple[int, ...]
 
 
+def spatial_rank(attrs: dict[str, Any], *shapes) -> int:
+    """1 or 2: from the first known rank of ``shapes`` (x, w: rank - 2), else the attributes' lengths."""
+    for shape in shapes:
+        if shape is not None:
+            if len(shape) not in (3, 4):
+                raise ValueError(f"only 1-D and 2-D windows are supported (a 3-D or 4-D tensor), got rank {len(shape)}")
+            return len(shape) - 2
+    for key, per_axis in (("kernel_shape", 1), ("strides", 1), ("dilations", 1), ("pads", 2)):
+        if attrs.get(key):
+            return len(attrs[key]) // per_axis
+    return 2
+
+
+def as_2d_attributes(attrs: dict[str, Any], rank: int) -> dict[str, Any]:
+    """The attributes of a 1-D window as those of the 2-D window over one row (unchanged in 2-D):
+    pads ``(b, e) -> (0, b, 0, e)``, strides/dilations/kernel ``(v,) -> (1, v)``."""
+    if rank == 2:
+        return attrs
+    out = dict(attrs)
+    for key in ("strides", "dilations", "kernel_shape"):
+        if attrs.get(key) is not None:
+            if len(attrs[key]) != 1:
+                raise ValueError(f"{key} must have 1 value for a 1-D window, got {list(attrs[key])}")
+            out[key] = (1, *attrs[key])
+    if attrs.get("pads") is not None:
+        if len(attrs["pads"]) != 2:
+            raise ValueError(f"pads must have 2 values for a 1-D window, got {list(attrs['pads'])}")
+        out["pads"] = (0, attrs["pads"][0], 0, attrs["pads"][1])
+    return out
+
+
 def _parse_attributes(attrs: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     pads = attrs["pads"] or (0, 0, 0, 0)
     strides = attrs["strides"] or (1, 1)
     dilations = attrs["dilations"] or (1, 1)
     if len(pads) != 4 or len(strides) != 2 or len(dilations) != 2:
-        raise ValueError("only 2-D convolutions are supported (pads of 4, strides/dilations of 2)")
+        raise ValueError("pads must have 2 values per axis, strides and dilations 1, of a 1-D or 2-D window")
     if min(pads) < 0 or min(strides) < 1 or min(dilations) < 1:
         raise ValueError("pads must be >= 0, strides and dilations >= 1")
     return tuple(pads), tuple(strides), tuple(dilations)
@@ -80,7 +114,7 @@ def _window_columns(padded: np.ndarray, group: int, geometry: Geometry) -> tuple
 
 
 class ConvInteger(Op):
-    """2-D ConvInteger, NCHW x OIHW -> int32, exact (see ``integer_gemm``).
+    """ConvInteger, NCHW x OIHW (or NCL x OIL) -> int32, exact (see ``integer_gemm``).
 
     Padded taps contribute 0 after centring, i.e. padding holds the zero point.
     Computed as im2col + one GEMM per group and batch chunk (few, large BLAS
@@ -108,14 +142,16 @@ class ConvInteger(Op):
 
     def prepare(self, known: Sequence[Known | None], **attrs: Any) -> None:
         x, w, _, w_zp = known
-        _parse_attributes(attrs)
+        shapes = [info.shape for info in (x, w) if info is not None]
+        rank = spatial_rank(attrs, *shapes)
+        if len({len(s) for s in shapes}) > 1:
+            raise ValueError(f"x and w must have the same rank, got shapes {shapes}")
+        flat = as_2d_attributes(attrs, rank)
+        _parse_attributes(flat)
         if attrs["group"] < 1:
             raise ValueError(f"group must be >= 1, got {attrs['group']}")
-        if attrs["kernel_shape"] is not None and len(attrs["kernel_shape"]) != 2:
-            raise ValueError("only 2-D convolutions are supported (kernel_shape of 2)")
-        for name, info in (("x", x), ("w", w)):
-            if info is not None and info.shape is not None and len(info.shape) != 4:
-                raise ValueError(f"only 2-D convolutions are supported ({name} must be 4-D)")
+        if flat["kernel_shape"] is not None and len(flat["kernel_shape"]) != 2:
+            raise ValueError(f"kernel_shape {list(attrs['kernel_shape'])} does not fit a {rank}-D convolution")
         if w_zp is not None and w_zp.shape is not None and not (is_scalar_shape(w_zp.shape) or len(w_zp.shape) == 1):
             raise ValueError("w_zero_point must be a scalar or 1-D (per output channel)")
         if w.value is not None and x.shape is not None and x.shape[1] is not None:
@@ -125,10 +161,16 @@ class ConvInteger(Op):
         if w.value is not None and (w_zp is None or w_zp.value is not None):
             self.weights = _conv_weights(w.value, None if w_zp is None else w_zp.value, attrs["group"])
 
-    def _run(self, x, w, x_zero_point=None, w_zero_point=None, *, group, kernel_shape, **attrs):
+    def _run(self, x, w, x_zero_point=None, w_zero_point=None, **attrs):
+        if x.ndim != w.ndim or x.ndim not in (3, 4):
+            raise ValueError(f"x and w must both be 3-D (1-D convolution) or 4-D (2-D), got {x.shape} and {w.shape}")
+        if x.ndim == 4:
+            return self._run_2d(x, w, x_zero_point, w_zero_point, **attrs)
+        flat = as_2d_attributes(attrs, 1)
+        return self._run_2d(x[:, :, None, :], w[:, :, None, :], x_zero_point, w_zero_point, **flat)[:, :, 0, :]
+
+    def _run_2d(self, x, w, x_zero_point=None, w_zero_point=None, *, group, kernel_shape, **attrs):
         (pad_t, pad_l, pad_b, pad_r), (s_h, s_w), (d_h, d_w) = _parse_attributes(attrs)
-        if x.ndim != 4 or w.ndim != 4:
-            raise ValueError(f"x and w must be 4-D, got {x.shape} and {w.shape}")
         if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
             raise ValueError(f"kernel_shape {list(kernel_shape)} differs from w's {list(w.shape[2:])}")
         weights = self.weights or _conv_weights(w, w_zero_point, group)

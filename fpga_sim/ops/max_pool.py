@@ -1,4 +1,7 @@
-"""MaxPool (2-D, first output only): padded positions never win."""
+"""MaxPool (1-D and 2-D, first output only): padded positions never win.
+
+A 1-D pool (X ``(N, C, L)``) is the 2-D one over a single row, as the specification's N-D
+definition has it (``conv_integer.as_2d_attributes``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 
 from fpga_sim.numeric import FLOAT_DTYPES, INT8_DTYPES
 from fpga_sim.ops.base import Attr, Input, Known, Op
+from fpga_sim.ops.conv_integer import as_2d_attributes, spatial_rank
 
 
 def _geometry(attrs: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
@@ -17,7 +21,7 @@ def _geometry(attrs: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
     strides = tuple(attrs["strides"] or (1, 1))
     dilations = tuple(attrs["dilations"] or (1, 1))
     if len(kernel) != 2 or len(pads) != 4 or len(strides) != 2 or len(dilations) != 2:
-        raise ValueError("only 2-D pooling is supported")
+        raise ValueError("kernel_shape, strides and dilations need one value per axis, pads two")
     if min(kernel) < 1 or min(strides) < 1 or min(dilations) < 1 or min(pads) < 0:
         raise ValueError("kernel, strides and dilations must be >= 1 and pads >= 0")
     if max(pads[0], pads[2]) >= kernel[0] or max(pads[1], pads[3]) >= kernel[1]:
@@ -52,15 +56,18 @@ class MaxPool(Op):
     }
 
     def prepare(self, known: Sequence[Known | None], **attrs: Any) -> None:
-        _geometry(attrs)
         x = known[0]
-        if x is not None and x.shape is not None and len(x.shape) != 4:
-            raise ValueError("only 2-D pooling is supported (X must be 4-D)")
+        _geometry(as_2d_attributes(attrs, spatial_rank(attrs, None if x is None else x.shape)))
 
     def _run(self, X, **attrs):
+        if X.ndim not in (3, 4):
+            raise ValueError(f"X must be 3-D (1-D pooling) or 4-D (2-D), got shape {X.shape}")
+        if X.ndim == 3:
+            return self._run_2d(X[:, :, None, :], **as_2d_attributes(attrs, 1))[:, :, 0, :]
+        return self._run_2d(X, **attrs)
+
+    def _run_2d(self, X, **attrs):
         (k_h, k_w), (pad_t, pad_l, pad_b, pad_r), (s_h, s_w), (d_h, d_w) = _geometry(attrs)
-        if X.ndim != 4:
-            raise ValueError(f"X must be 4-D, got shape {X.shape}")
         if X.dtype.kind == "f" and (np.isnan(X).any() or np.isneginf(X).any()):
             raise ValueError("float input holding NaN or -inf is not supported")
         n, c, h, w = X.shape

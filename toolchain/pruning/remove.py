@@ -4,16 +4,19 @@ For each prunable group (see :mod:`toolchain.pruning.graph`) the kept channel in
 come from its mask (:func:`kept_channels`); then each producer loses those output
 channels (weight rows, bias, BN parameters and statistics, masks), a depthwise producer
 also its input channels and groups, and each consumer the matching input channels — or,
-after a flatten, the matching ``repeat`` consecutive columns per channel — each as its
-layer type's entry in :data:`REMOVERS` does it. Quantizer statistics are per tensor and
-stay as they are.
+after a flatten, the matching ``repeat`` consecutive columns per channel, at the group's
+offset in a concatenation — each as its layer type's entry in :data:`REMOVERS` does it.
+Quantizer statistics are per tensor and stay as they are.
 
 Why this is exact (integer outputs of the masked and the removed model are equal bit for
-bit): a masked channel has weight and folded bias 0, so its integers equal its zero point
-(real zero) through requantization, ReLU, pooling and a residual add whose branches share
-the mask; a consumer's taps on it add ``w * (z - z) = 0``; and the weight scales of the
-consumer exclude weights reading masked channels already in the masked model (the
-QuantTensor carries the alive-channel mask), so no scale, multiplier or bias changes.
+bit): the consumer's weights on a masked channel are already 0 in the masked model (the
+QuantTensor carries the alive-channel mask and the consumer multiplies the weights reading
+masked channels by 0 before its weight scales are taken), so whatever the masked channel
+carries adds nothing and no scale, multiplier or bias changes. That does not need the channel
+to be real zero: it is (its zero point) after requantization, ReLU, clamps, pooling and a
+residual add whose branches share the mask, but a lookup maps real zero to ``f(0)``, which
+need not be zero (``sigmoid(0) = 1/2``), and the channel stays prunable all the same
+(``tests/test_tc_activation.py`` checks it with a sigmoid).
 
 ``round_to=N`` keeps a multiple of ``N`` channels per group (hardware parallelism): the
 count is rounded **up** by keeping some masked channels (lowest indices first). They stay
@@ -33,6 +36,7 @@ from torch import nn
 from exporters.errors import ModelError
 from toolchain.nn.mac import QuantConv2d, QuantLinear, _QuantMac
 from toolchain.nn.net import QuantNet
+from toolchain.nn.one_d import QuantConv1d
 from toolchain.pruning.graph import channel_groups
 
 
@@ -106,6 +110,7 @@ def _conv_in(module: QuantConv2d, keep: torch.Tensor, repeat: int = 1) -> None:
 #: (pooling, ReLU, Add, Flatten) hold nothing to remove.
 REMOVERS = {
     QuantConv2d: (_conv_out, _conv_in),
+    QuantConv1d: (_conv_out, _conv_in),  # the same cuts: weights (O, I/groups, k) lose rows / columns alike
     QuantLinear: (_linear_out, _linear_in),
 }
 
@@ -124,17 +129,28 @@ def prune_in(module: _QuantMac, keep: torch.Tensor, repeat: int = 1) -> None:
 def remove_channels(model: QuantNet, round_to: int = 1) -> QuantNet:
     """A copy of ``model`` with every masked channel of every prunable group physically removed.
 
-    Create a new optimizer afterwards: parameters are new tensors.
+    A consumer's columns are cut once, after every group: a concatenation feeds it several groups
+    at offsets of the original layout (``ChannelGroup.consumers``). Create a new optimizer
+    afterwards: parameters are new tensors.
     """
     new = copy.deepcopy(model)
+    dropped: dict[str, list[torch.Tensor]] = {}
     for group in channel_groups(new):
         keep = kept_channels(group.mask, round_to)
         if len(keep) == group.channels:
             continue
         for name in group.producers:
             prune_out(new.layers[name], keep)
-        for name, repeat in group.consumers:
-            prune_in(new.layers[name], keep, repeat)
+        removed = torch.ones(group.channels, dtype=torch.bool)
+        removed[keep] = False
+        lost = torch.nonzero(removed).reshape(-1)
+        for name, repeat, offset in group.consumers:
+            dropped.setdefault(name, []).append(offset + (lost[:, None] * repeat + torch.arange(repeat)).reshape(-1))
+    for name, columns in dropped.items():
+        module = new.layers[name]
+        kept = torch.ones(module.weight.shape[1], dtype=torch.bool)  # consumers are never grouped convs
+        kept[torch.cat(columns)] = False
+        prune_in(module, torch.nonzero(kept).reshape(-1))
     return new
 
 

@@ -10,5 +10,8 @@
 #include "foldline_linear.h"
 #include "foldline_pool.h"
 #include "foldline_add.h"
+#include "foldline_concat.h"
+#include "foldline_upsample.h"
+#include "foldline_lookup.h"
 
 #endif

@@ -20,7 +20,7 @@ out_T add_one(in1_T a, in2_T b) {
     sum_t da = sum_t(a) - CONFIG_T::zero_a;
     sum_t db = sum_t(b) - CONFIG_T::zero_b;
     sum_t v = da * multiplier_t(CONFIG_T::mult_a) + db * multiplier_t(CONFIG_T::mult_b);
-    return clamp_to_grid<CONFIG_T, out_T, CONFIG_T::sum_bits>(round_shift<CONFIG_T::sum_bits>(v, CONFIG_T::shift));
+    return shift_round_clamp<CONFIG_T, out_T, CONFIG_T::sum_bits, CONFIG_T::shift>(v, CONFIG_T::shift);
 }
 
 template <class in1_T, class in2_T, class res_T, class CONFIG_T>

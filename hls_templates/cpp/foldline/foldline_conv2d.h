@@ -50,7 +50,7 @@ void conv2d_stream(hls::stream<data_T> &in, hls::stream<res_T> &out,
     static_assert(conv2d_checks<CONFIG_T>::ok, "");
     static_assert(data_T::size == CONFIG_T::n_chan && res_T::size == CONFIG_T::n_filt, "pixel widths");
     data_T lines[geometry::line_rows][geometry::padded_width];
-    data_T win[CONFIG_T::filt_height][CONFIG_T::filt_width];
+    data_T win[CONFIG_T::filt_height][geometry::span_width];
     #pragma HLS ARRAY_PARTITION variable=lines complete dim=1
     #pragma HLS ARRAY_PARTITION variable=win complete dim=0
     data_T pad;

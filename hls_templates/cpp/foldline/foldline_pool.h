@@ -3,7 +3,9 @@
 // MaxPool works on the integers directly (same grid in and out; padded taps hold the grid
 // minimum, so they never win). The average pools are a ones-weight sum in folded form,
 //     acc[c] = acc_start + sum over the window of x[c],   acc_start = -z_x * window,
-// (padded taps hold z_x, i.e. count_include_pad), then the shared requantization.
+// (padded taps hold z_x: real zero), then the shared requantization: per channel, or, for an
+// AvgPool whose edge windows count fewer taps (ceil mode, count_include_pad=False: CONFIG_T::counted),
+// by the (M, n) of the window's count (docs/integer-contract.md, "AvgPool's divisor").
 #ifndef FOLDLINE_POOL_H_
 #define FOLDLINE_POOL_H_
 
@@ -27,12 +29,47 @@ MaxChannels:
     }
 }
 
+// Taps a window starting at padded position `start` counts along one axis: [start, start + K) within
+// [LO, HI) (padded coordinates: the padded plane with count_include_pad, the input without it).
+template <int K, int LO, int HI>
+unsigned counted_taps(unsigned start) {
+    #pragma HLS INLINE
+    int first = int(start) > LO ? int(start) : LO;
+    int last = int(start) + K < HI ? int(start) + K : HI;
+    return unsigned(last - first);
+}
+
+// Which (M, n) of the n_rules-entry tables the window at output (oh, ow) uses: channel c's own
+// (per channel), or, when CONFIG_T::counted, the entry of the window's count for every channel,
+// k = (counted rows - 1) * filt_width + counted columns - 1 (the table holds each pair's count's rule).
+template <class CONFIG_T, bool COUNTED = CONFIG_T::counted>
+struct average_rule {
+    static unsigned index(unsigned c, unsigned, unsigned) {
+        #pragma HLS INLINE
+        return c;
+    }
+};
+template <class CONFIG_T>
+struct average_rule<CONFIG_T, true> {
+    static unsigned index(unsigned, unsigned oh, unsigned ow) {
+        #pragma HLS INLINE
+        unsigned rows = counted_taps<CONFIG_T::filt_height, CONFIG_T::count_row_lo, CONFIG_T::count_row_hi>(
+            oh * CONFIG_T::stride_height);
+        unsigned cols = counted_taps<CONFIG_T::filt_width, CONFIG_T::count_col_lo, CONFIG_T::count_col_hi>(
+            ow * CONFIG_T::stride_width);
+        return (rows - 1) * CONFIG_T::filt_width + cols - 1;
+    }
+};
+
 template <class in_T, class out_T, class CONFIG_T>
 void avg_window(const in_T x[window_geometry<CONFIG_T>::n_taps], out_T y[CONFIG_T::n_chan],
-                const multiplier_table_t m[CONFIG_T::n_chan], const shift_table_t n[CONFIG_T::n_chan]) {
+                const multiplier_table_t m[CONFIG_T::n_rules], const shift_table_t n[CONFIG_T::n_rules], unsigned oh,
+                unsigned ow) {
     #pragma HLS INLINE
     static_assert(CONFIG_T::acc_start == -CONFIG_T::in_zero * int(window_geometry<CONFIG_T>::n_window),
                   "acc_start must be -in_zero * window");
+    static_assert(CONFIG_T::n_rules == (CONFIG_T::counted ? window_geometry<CONFIG_T>::n_window : CONFIG_T::n_chan),
+                  "n_rules: one (M, n) per channel, or per (counted rows, counted columns) pair");
 AvgChannels:
     for (unsigned c = 0; c < CONFIG_T::n_chan; c++) {
         #pragma HLS UNROLL
@@ -41,7 +78,8 @@ AvgChannels:
             #pragma HLS UNROLL
             acc += x[t * CONFIG_T::n_chan + c];
         }
-        y[c] = requantize<CONFIG_T, out_T>(acc, m[c], n[c]);
+        unsigned r = average_rule<CONFIG_T>::index(c, oh, ow);
+        y[c] = requantize<CONFIG_T, out_T>(acc, m[r], n[r]);
     }
 }
 
@@ -53,7 +91,7 @@ void maxpool_stream(hls::stream<data_T> &in, hls::stream<data_T> &out) {
     static_assert(CONFIG_T::pad_top < CONFIG_T::filt_height && CONFIG_T::pad_left < CONFIG_T::filt_width,
                   "MaxPool padding must be smaller than the kernel (every window holds a real pixel)");
     data_T lines[geometry::line_rows][geometry::padded_width];
-    data_T win[CONFIG_T::filt_height][CONFIG_T::filt_width];
+    data_T win[CONFIG_T::filt_height][geometry::span_width];
     #pragma HLS ARRAY_PARTITION variable=lines complete dim=1
     #pragma HLS ARRAY_PARTITION variable=win complete dim=0
     data_T pad;
@@ -82,13 +120,13 @@ MaxRows:
 }
 
 template <class data_T, class res_T, class CONFIG_T>
-void avgpool_stream(hls::stream<data_T> &in, hls::stream<res_T> &out, const multiplier_table_t m[CONFIG_T::n_chan],
-                    const shift_table_t n[CONFIG_T::n_chan]) {
+void avgpool_stream(hls::stream<data_T> &in, hls::stream<res_T> &out, const multiplier_table_t m[CONFIG_T::n_rules],
+                    const shift_table_t n[CONFIG_T::n_rules]) {
     typedef window_geometry<CONFIG_T> geometry;
     typedef typename data_T::value_type in_T;
     static_assert(data_T::size == CONFIG_T::n_chan && res_T::size == CONFIG_T::n_chan, "pixel widths");
     data_T lines[geometry::line_rows][geometry::padded_width];
-    data_T win[CONFIG_T::filt_height][CONFIG_T::filt_width];
+    data_T win[CONFIG_T::filt_height][geometry::span_width];
     #pragma HLS ARRAY_PARTITION variable=lines complete dim=1
     #pragma HLS ARRAY_PARTITION variable=win complete dim=0
     data_T pad;
@@ -97,6 +135,7 @@ AvgPadPixel:
         #pragma HLS UNROLL
         pad[c] = CONFIG_T::pad_value;
     }
+    unsigned oh = 0, ow = 0;  // the output pixel the next complete window makes (a counted pool's rule)
 AvgRows:
     for (unsigned r = 0; r < geometry::padded_height; r++) {
     AvgCols:
@@ -109,8 +148,14 @@ AvgRows:
                 #pragma HLS ARRAY_PARTITION variable=x complete
                 flatten_window<data_T, CONFIG_T>(win, x);
                 res_T y;
-                avg_window<in_T, typename res_T::value_type, CONFIG_T>(x, y.data, m, n);
+                avg_window<in_T, typename res_T::value_type, CONFIG_T>(x, y.data, m, n, oh, ow);
                 out.write(y);
+                if (ow + 1 == CONFIG_T::out_width) {
+                    ow = 0;
+                    oh++;
+                } else {
+                    ow++;
+                }
             }
         }
     }
@@ -141,7 +186,7 @@ MaxOutRows:
 template <class data_T, class res_T, class CONFIG_T>
 void avgpool_array(const data_T in[CONFIG_T::in_height * CONFIG_T::in_width * CONFIG_T::n_chan],
                    res_T out[CONFIG_T::out_height * CONFIG_T::out_width * CONFIG_T::n_chan],
-                   const multiplier_table_t m[CONFIG_T::n_chan], const shift_table_t n[CONFIG_T::n_chan]) {
+                   const multiplier_table_t m[CONFIG_T::n_rules], const shift_table_t n[CONFIG_T::n_rules]) {
 AvgOutRows:
     for (unsigned oh = 0; oh < CONFIG_T::out_height; oh++) {
     AvgOutCols:
@@ -151,7 +196,7 @@ AvgOutRows:
             #pragma HLS ARRAY_PARTITION variable=x complete
             gather_window<data_T, CONFIG_T>(in, oh, ow, x);
             res_T y[CONFIG_T::n_chan];
-            avg_window<data_T, res_T, CONFIG_T>(x, y, m, n);
+            avg_window<data_T, res_T, CONFIG_T>(x, y, m, n, oh, ow);
         AvgStore:
             for (unsigned c = 0; c < CONFIG_T::n_chan; c++) {
                 #pragma HLS UNROLL
