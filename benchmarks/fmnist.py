@@ -1,4 +1,4 @@
-"""Fashion-MNIST from model to kernel, every method side by side (issue 12).
+"""Fashion-MNIST from model to kernel, every method side by side.
 
 One command::
 
@@ -49,10 +49,11 @@ CLOCK_MHZ = 200.0  # the estimates' 5 ns clock
 
 #: Per mode: baseline training, data sizes, verification sizes. The grid itself is the TOML.
 MODES = {
-    "full": dict(sweep="benchmarks/sweeps/fmnist.toml", work="build/fmnist",
+    "full": dict(sweep="benchmarks/sweeps/fmnist.toml", work="build/fmnist", out="benchmarks/results",
                  baseline_epochs=6, baseline_train=None, tune_train=20_000, test=None, verify=500,
                  hls4ml_samples=2_000, csim_deadline_min=45.0),
     "quick": dict(sweep="benchmarks/sweeps/fmnist_quick.toml", work="build/fmnist-quick",
+                  out="build/fmnist-quick/results",
                   baseline_epochs=1, baseline_train=1_500, tune_train=1_500, test=500, verify=50,
                   hls4ml_samples=200, csim_deadline_min=4.0),
 }
@@ -816,8 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="the quick grid on a data subset (a few minutes)")
     p.add_argument("--sweep", type=Path, help="grid to run instead of the mode's (benchmarks/sweeps/fmnist*.toml)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
-                   help="folder of fmnist.md, fmnist.json and the plots (default benchmarks/results)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder of fmnist.md, fmnist.json and the plots (default benchmarks/results; with "
+                        "--quick build/fmnist-quick/results, so a quick run never replaces the committed full run)")
     p.add_argument("--work", type=Path, help="work folder: data, baseline, run folders (default build/fmnist[-quick])")
     p.add_argument("--workers", type=int, default=2, help="worker processes, one CPU each (default 2)")
     p.add_argument("--csim-deadline-min", type=float,
@@ -837,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = MODES[mode_name]
     sweep_file = (args.sweep or ROOT / mode["sweep"]).resolve()
     work = (args.work or ROOT / mode["work"]).resolve()
-    out = args.out.resolve()
+    out = (args.out or ROOT / mode["out"]).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     if args.render:

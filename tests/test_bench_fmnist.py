@@ -126,3 +126,10 @@ def test_a_bad_grid_is_one_line_before_anything_runs(tmp_path):
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not_a_flag" in proc.stderr
     assert not (tmp_path / "o" / "fmnist.json").exists() and not (tmp_path / "w" / "tune.npz").exists()
+
+
+def test_a_quick_run_never_writes_over_the_committed_results():
+    fmnist = _fmnist()
+    full, quick = (Path(fmnist.MODES[m]["out"]) for m in ("full", "quick"))
+    assert full == Path("benchmarks/results") and quick.parts[0] == "build"  # build/ is ignored by git
+    assert fmnist.build_parser().parse_args(["--quick"]).out is None        # so the mode's folder is used
