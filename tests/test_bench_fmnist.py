@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from toolchain.data import FASHION_MNIST_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 GRID = """
 [compress]
@@ -50,7 +52,7 @@ def _strict(text: str):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    if not any((Path("/usr/share/datasets/fashion-mnist") / f).exists()
+    if not any((FASHION_MNIST_DIR / f).exists()
                for f in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
         pytest.skip("needs the dataset-fashion-mnist package")
     tmp = tmp_path_factory.mktemp("fmnist")

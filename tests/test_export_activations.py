@@ -8,7 +8,6 @@ and what the C simulation wrote)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,9 @@ from tests.test_sim_support import run_onnxruntime
 from toolchain.export_cli import main
 from toolchain.integer_mode import run_integer
 from toolchain.nn.functions import ACTIVATIONS, describe, float64_function, resolve
+from tests.test_tc_common import needs_gxx
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
+pytestmark = needs_gxx
 
 SHAPE = (3, 8, 8)
 CLASSES = 4

@@ -1,7 +1,5 @@
 """fpga-hls end to end: ONNX file in, project out, C simulation equal to the simulator."""
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -9,6 +7,7 @@ from exporters import examples
 from exporters.onnx_export import export_onnx
 from hls_templates.cli import main
 from hls_templates.golden import read_dat
+from tests.test_tc_common import needs_gxx
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +17,7 @@ def onnx_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
+@needs_gxx
 def test_end_to_end_with_csim(onnx_file, tmp_path, capsys):
     out = tmp_path / "hls"
     assert main([str(onnx_file), "-o", str(out), "--csim", "--samples", "5", "--part", "xczu9eg-ffvb1156-2-e",

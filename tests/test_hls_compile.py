@@ -19,8 +19,7 @@ from hls_templates.csim import _log, ap_types_dir, compile_testbench
 from hls_templates.errors import ToolError
 from hls_templates.golden import golden_vectors, read_dat
 from hls_templates.project import CSIM_STD, _package_file
-
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
+from tests.test_tc_common import needs_gxx
 
 
 def head(rng):

@@ -16,8 +16,9 @@ from exporters.examples import Builder, random_inputs
 from hls_templates import HlsConfig, run_csim, write_project
 from hls_templates.errors import ToolError
 from hls_templates.golden import golden_vectors, read_dat
+from tests.test_tc_common import needs_gxx
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
+pytestmark = needs_gxx
 
 
 def zoo(rng, **kw) -> im.IntegerModel:

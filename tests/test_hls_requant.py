@@ -7,7 +7,6 @@ multipliers and shifts at and around every extreme (acc = -2^(P-1) and 2^(P-1)-1
 :func:`exporters.requant.requantize`.
 """
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -16,8 +15,9 @@ import pytest
 from exporters.requant import MAX_SHIFT, requantize
 from hls_templates.csim import ap_types_dir
 from hls_templates.project import _package_file
+from tests.test_tc_common import needs_gxx
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed")
+pytestmark = needs_gxx
 
 # (P, output type, zero point, lo, hi, shift_min): lo = z is a fused ReLU; every n >= shift_min
 CONFIGS = [

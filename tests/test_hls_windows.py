@@ -2,8 +2,6 @@
 the simulator on every output element (both architectures, reuse 1 and 2), and the estimator's window
 schedule follows the line buffers such a window needs."""
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -14,8 +12,7 @@ from hls_templates import HlsConfig, run_csim, write_project
 from hls_templates.estimate.core import cost_model
 from hls_templates.golden import golden_vectors
 from tests.test_hls_csim import strict_syntax_check
-
-needs_gpp = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
+from tests.test_tc_common import needs_gxx
 
 
 def windows_1d(rng, **kw) -> im.IntegerModel:
@@ -71,7 +68,7 @@ def lively(name):
     raise AssertionError(f"{name}: no seed below 40 gives varied outputs")
 
 
-@needs_gpp
+@needs_gxx
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_csim_equals_the_simulator_on_every_element(tmp_path, name):
@@ -82,7 +79,7 @@ def test_csim_equals_the_simulator_on_every_element(tmp_path, name):
     assert result.mismatches == 0, result.first_mismatch
 
 
-@needs_gpp
+@needs_gxx
 @pytest.mark.parametrize("name", ["windows-1d-dataflow", "windows-2d-parallel"])
 def test_window_kernels_compile_warning_free(tmp_path, name):
     """The dilated, ceil-mode, counted and 1-D instantiations, as test_hls_csim checks the others."""

@@ -5,7 +5,6 @@ kernels of both architectures in C simulation, the estimator and the hls4ml refu
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from fractions import Fraction
 
@@ -27,6 +26,7 @@ from hls_templates.hls4ml_bridge import CLAMP_REFUSED, REFUSED, Hls4mlUnsupporte
 from hls_templates.hls4ml_bridge import power_of_two_copy
 from tests.conftest import assert_identical, ort_trace
 from toolchain.integer_mode import run_integer
+from tests.test_tc_common import needs_gxx
 
 
 def lookup_model(rng, zero_points="random", power_of_two=False) -> im.IntegerModel:
@@ -115,7 +115,7 @@ def test_onnx_simulator_onnxruntime_and_torch_agree_on_every_element(seed, zero_
     assert g_in.signed and model.grid("lookup1").zero_point == model.layer("lookup1").out.zero_point
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
+@needs_gxx
 @pytest.mark.parametrize("arch", ["dataflow", "parallel"])
 def test_c_simulation_equals_the_simulator(tmp_path, arch):
     rng = np.random.default_rng(11)

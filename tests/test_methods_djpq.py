@@ -4,7 +4,6 @@ without the power-of-two restriction — exported bit-exact by export-fpga, and 
 
 import copy
 import math
-import shutil
 
 import pytest
 import torch
@@ -19,9 +18,8 @@ from toolchain.nn import BitsError
 from toolchain.nn.gate import ChannelGate
 from toolchain.pruning import channel_groups
 
-from tests.test_tc_common import export_fpga_bit_exact
+from tests.test_tc_common import export_fpga_bit_exact, needs_gxx
 
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
 SHAPE = (1, 8, 8)
 FAST = {"gamma": 1e-2, "beta": 3e-7, "gate_lr_scale": 100, "quant_lr_scale": 2}
 

@@ -1,8 +1,6 @@
 """IncReg (toolchain/methods/increg.py): eq. 1, per-layer ratios reached by the threshold, channels
 removed, export bit-exact through export-fpga, and bad options refused before training."""
 
-import shutil
-
 import pytest
 import torch
 
@@ -12,9 +10,8 @@ from toolchain.methods import IncReg, MethodConfig, MethodError
 from toolchain.methods.increg import punishment
 from toolchain.pruning import channel_groups
 
-from tests.test_tc_common import export_fpga_bit_exact
+from tests.test_tc_common import export_fpga_bit_exact, needs_gxx
 
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
 SHAPE = (1, 8, 8)
 FAST = {"increment": 0.05, "prune_lr": 0.02, "max_steps": 2000}
 

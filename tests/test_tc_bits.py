@@ -1,8 +1,6 @@
 """Per-layer bit widths (toolchain.nn.bits): read and set in place, through checkpoint, integer model,
 ONNX metadata, report.json and the HLS C simulation, and fpga-compress --layer-bits."""
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
@@ -14,9 +12,8 @@ from exporters.onnx_import import load_integer_model
 from toolchain.compress_cli import main as compress
 from toolchain.nn import BitsError, QuantNet, bit_widths, parse_layer_bits, set_bits
 
-from tests.test_tc_common import SHAPE, export_fpga_bit_exact, qat, synthetic_batch
+from tests.test_tc_common import SHAPE, export_fpga_bit_exact, qat, synthetic_batch, needs_gxx
 
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
 MIXED = {"conv1": {"weight": 8, "act": 8}, "head": {"weight": 8, "act": 8}}
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,9 @@ except ImportError:  # the simulator's package front may not export it
     from fpga_sim.simulator import Simulator
 
 SHAPE = (1, 12, 12)
+
+#: Every C simulation compiles the HLS project with g++; without it those tests are skipped.
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
 
 
 def synthetic_batch(n: int, seed: int, shape=SHAPE, classes: int = 10):

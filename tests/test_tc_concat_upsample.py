@@ -3,7 +3,6 @@
 pruning through a concatenation (masked == removed, bit for bit), and one-line refusals."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -20,9 +19,8 @@ from toolchain.nn import (Flatten, GlobalAvgPool, MaxPool2d, QuantAdd, QuantConc
 from toolchain.ptq import PtqError, load_float_program, quantize_exported
 from toolchain.pruning import channel_groups, remove_channels
 
-from tests.test_tc_common import SHAPE, onnxruntime_output, qat, simulate, synthetic_batch
+from tests.test_tc_common import SHAPE, onnxruntime_output, qat, simulate, synthetic_batch, needs_gxx
 
-needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for C simulation")
 CLASSES = 10
 
 
