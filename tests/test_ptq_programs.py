@@ -77,6 +77,14 @@ PROGRAMS = {
     "a constant gain and offset after a conv: folded into it": (
         Program(lambda s, x: s.fc(F.relu(s.c(x) * 0.5 - 1.0).flatten(1)), {"c": _conv(), "fc": nn.Linear(144, CLASSES)}),
         ["QuantInput", "QuantConv2d", "Flatten", "QuantLinear"]),
+    "ReLU after a batch norm on the input: fused into its affine layer": (
+        Program(lambda s, x: s.fc(F.relu(s.c(F.relu(s.bn(x)))).flatten(1)),
+                {"bn": _bn(2), "c": _conv(), "fc": nn.Linear(144, CLASSES)}),
+        ["QuantInput", "QuantConv2d", "QuantConv2d", "Flatten", "QuantLinear"]),
+    "ReLU after a batch norm on a residual sum (pre-activation): fused into its affine layer": (
+        Program(lambda s, x: s.fc(F.relu(s.bn(s.a(x) + s.b(x))).flatten(1)),
+                {"a": _conv(), "b": _conv(), "bn": _bn(4), "fc": nn.Linear(144, CLASSES)}),
+        ["QuantInput", "QuantConv2d", "QuantConv2d", "QuantAdd", "QuantConv2d", "Flatten", "QuantLinear"]),
     "squeeze after a global pool": (
         Program(lambda s, x: s.fc(F.adaptive_avg_pool2d(F.relu(s.c(x)), 1).squeeze(-1).squeeze(-1)),
                 {"c": _conv(), "fc": nn.Linear(4, CLASSES)}),

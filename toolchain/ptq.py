@@ -271,7 +271,7 @@ class _Builder:
         """``a`` under a view that changes no value of its layer (squeeze, unsqueeze): the same layer,
         whose last node this view becomes when it is its only reader (ReLU fusion looks through it)."""
         src = node.args[0]
-        if a.entry.tail is src and len(src.users) == 1:
+        if self.single_tail(a, src):
             a.entry.tail = node
         return _Act(a.entry, rank, row)
 
@@ -336,7 +336,7 @@ class _Builder:
                 item = src.items[args[1]]
                 if isinstance(item, Affine):  # a batch norm's values, still a map to fold or to make a layer of
                     item.tail = node
-                elif item.entry.tail is args[0] and len(args[0].users) == 1:
+                elif self.single_tail(item, args[0]):
                     item.entry.tail = node  # the getitem is now the layer's last node (for fusion)
                 return item
             if isinstance(src, (tuple, list)):
@@ -484,9 +484,11 @@ class _Builder:
         src = x
         while (isinstance(src, torch.fx.Node) and isinstance(self.env.get(src), _Act)
                and self.env[src].entry.cls in (MaxPool2d, MaxPool1d)
-               and self.env[src].entry.tail is src and len(src.users) == 1):
+               and self.single_tail(self.env[src], src)):
             src = self.env[src].entry.source
         s = self.env.get(src)
+        if isinstance(s, Affine):  # a batch norm / affine map that became a layer for this very reader
+            s = s.layer
         fusable = (isinstance(s, _Act) and s.entry.cls in (QuantConv2d, QuantConv1d, QuantLinear, QuantAdd, QuantConcat)
                    and self.single_tail(s, src))
         return src, (s if fusable else None)
