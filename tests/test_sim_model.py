@@ -234,3 +234,17 @@ def test_symbolic_dimension_accepts_any_size():
     for batch in (0, 1, 5):
         y, _ = sim.run(None, {"x": np.zeros((batch, 4), np.uint8)})
         assert y.shape == (batch, 4)
+
+
+def test_an_input_without_a_declared_shape_runs_like_onnxruntime():
+    """A graph input may leave its shape out (ONNX allows it): the conv's rank comes from the weight,
+    and the run equals onnxruntime's on every element (it was a TypeError in prepare)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (1, 2, 5, 5), dtype=np.int8)
+    model, feeds = one_node_model("ConvInteger", {"x": x, "w": rng.integers(-8, 8, (3, 2, 3, 3), dtype=np.int8)},
+                                  np.int32, constants=("w",))
+    del model.graph.input[0].type.tensor_type.shape.dim[:]
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    (expected,) = run_onnxruntime(model, feeds)
+    (actual,) = Simulator(model).run(None, feeds)
+    assert_identical(actual, expected)

@@ -142,7 +142,7 @@ class ConvInteger(Op):
 
     def prepare(self, known: Sequence[Known | None], **attrs: Any) -> None:
         x, w, _, w_zp = known
-        shapes = [info.shape for info in (x, w) if info is not None]
+        shapes = [info.shape for info in (x, w) if info is not None and info.shape is not None]
         rank = spatial_rank(attrs, *shapes)
         if len({len(s) for s in shapes}) > 1:
             raise ValueError(f"x and w must have the same rank, got shapes {shapes}")

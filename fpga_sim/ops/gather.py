@@ -51,4 +51,4 @@ class Gather(Op):
         axis = _axis(axis, data.ndim)
         size = data.shape[axis]
         _check_indices(indices, size)
-        return np.take(data, np.where(indices < 0, indices + size, indices), axis=axis)
+        return np.take(data, indices, axis=axis)  # in range (checked): np.take counts negatives from the end
