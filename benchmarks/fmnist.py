@@ -735,7 +735,10 @@ NOTES = """\
   BOPs count masked weights, as a dense engine would).
 - Without pruning (W8A8), `layerwise`, `stepwise` and `one-shot` are one procedure (the same
   training steps, no mask ever changes), and so are `two-stage` and `rule-framework` (only the Q
-  step is offered): equal rows there are expected, not a copy."""
+  step is offered): equal rows there are expected, not a copy.
+- `increg`'s two budget rows are not IncReg pruning: under a budget its regularisation phase
+  removes nothing (a known gap, docs/methods.md "Hardware in the loop"), and the budget is met by
+  the repair rounds every structured method shares (activation importance after fine-tuning)."""
 
 
 def plots(doc: dict, out: Path) -> None:
@@ -962,14 +965,11 @@ def _baseline_macs(ckpt: Path) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``main`` with a user's mistakes (a bad grid, a missing data set) as one line and exit 2."""
-    from exporters.errors import FoldlineError
+    """``main`` with a user's mistakes (a bad grid, a missing data set) as one line and exit 2, and an
+    interruption as every Foldline CLI ends one (exporters.errors.run_cli)."""
+    from exporters.errors import run_cli
 
-    try:
-        return main(argv)
-    except FoldlineError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(PROG, lambda: main(argv))
 
 
 if __name__ == "__main__":

@@ -148,9 +148,10 @@ class _Run:
 def set_bits(ctx: RunContext, weight_bits: int, act_bits: int) -> None:
     """Give ``ctx.model`` new widths, keeping its state and the optimizer's moments.
 
-    The one place the framework changes bits of a live network: today through
-    :func:`~toolchain.methods.common.with_bits` (a rebuilt QuantNet), to be swapped for a
-    per-layer bits API when the core has one.
+    The one place the framework changes bits of a live network, through
+    :func:`~toolchain.methods.common.with_bits` (a rebuilt QuantNet) rather than the in-place
+    :func:`toolchain.nn.set_bits`: widths are architecture, not state dict, so a restored
+    snapshot could not undo a candidate Q step made in place; each trial gets a network of its own.
     """
     new = with_bits(ctx.model, weight_bits, act_bits)
     if new is ctx.model:
